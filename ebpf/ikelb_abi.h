@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The one contract between the XDP program (ikelb.bpf.c) and user space (C++). Both include this
+ * file; there are no hand-kept copies. Every struct has fixed-width fields and explicit padding,
+ * and C++ static_asserts the sizes below (see the end of this file).
+ *
+ * Byte order: addresses and ports are stored exactly as they appear on the wire (network order).
+ * An IPv4 address occupies addr.u32[0]; the other three words are zero. The family byte
+ * disambiguates IPv4 from IPv6 addresses that would otherwise look alike.
+ */
+#ifndef IKELB_ABI_H
+#define IKELB_ABI_H
+
+#include <linux/types.h>
+
+/* Capacity limits. Map sizes in the object default to these; the agent may shrink or grow the
+ * Maglev table map before load. */
+#define IKELB_MAX_VS 64              /* virtual servers */
+#define IKELB_MAX_BACKENDS 4096      /* backend ids are global across virtual servers */
+#define IKELB_MAX_VIP_KEYS 1024      /* (address, protocol, port) service entries */
+#define IKELB_MAX_TABLE_SIZE 1048573 /* largest Maglev table per virtual server (prime) */
+/* Default Maglev table map: two halves (active + being written) of 65537 slots for 4 virtual
+ * servers. The agent resizes it (bpf_map__set_max_entries) to fit its configuration. */
+#define IKELB_DEFAULT_TABLE_SLOTS (2u * 4u * 65537u)
+#define IKELB_DEFAULT_AFFINITY_ENTRIES 1048576
+#define IKELB_FRAG_ENTRIES 8192
+
+#define IKELB_NO_BACKEND 0xFFFFFFFFu
+
+/* When a Maglev slot names a backend that cannot take new clients (its state flipped before the
+ * agent rewrote the table), try this many following slots before dropping. This makes a state
+ * change effective on the next packet, without waiting for the table rewrite. */
+#define IKELB_MAGLEV_PROBES 4
+
+/* An affinity entry's last-seen time is rewritten at most this often, so the hot path of a busy
+ * client is a read-only lookup. */
+#define IKELB_AFFINITY_REFRESH_NS 1000000000ull
+
+enum ikelb_family {
+  IKELB_AF_INET = 4,
+  IKELB_AF_INET6 = 6,
+};
+
+/* 0 is deliberately not a usable state: a never-written `backends` slot (all zero) takes no
+ * traffic even if a stale Maglev slot or affinity entry points at it. */
+enum ikelb_backend_state {
+  IKELB_BACKEND_UNUSED = 0,   /* id not allocated */
+  IKELB_BACKEND_ACTIVE = 1,   /* new and existing clients */
+  IKELB_BACKEND_DRAINING = 2, /* existing (pinned) clients only; not in the Maglev table */
+  IKELB_BACKEND_DOWN = 3,     /* health probe failed: no traffic, pinned clients fail over */
+  IKELB_BACKEND_DISABLED = 4, /* operator: no traffic, pinned clients fail over */
+};
+
+enum ikelb_direction {
+  IKELB_DIR_TO_BACKEND = 0, /* client -> VIP, destination rewritten to the backend */
+  IKELB_DIR_TO_CLIENT = 1,  /* backend -> client, source rewritten to the VIP */
+  IKELB_DIR_MAX = 2,
+};
+
+/* What happened to a packet: every packet the program sees ends in exactly one outcome, so the
+ * sum of the outcome counters is the number of packets seen. X(enum suffix, metric label). */
+#define IKELB_OUTCOMES(X)                                                                       \
+  X(FWD_REDIRECT, "forward_redirect")  /* rewritten and redirected to another interface */      \
+  X(FWD_TX, "forward_tx")              /* rewritten and sent back out of its interface */       \
+  X(FWD_KERNEL_NEIGH, "pass_no_neigh") /* rewritten; kernel resolves the next hop */            \
+  X(FWD_KERNEL_VLAN, "pass_vlan")      /* rewritten 802.1Q frame; kernel forwards it */         \
+  X(FWD_KERNEL_FIB, "pass_fib")        /* rewritten; FIB says frag needed/local/blackhole */    \
+  X(FWD_KERNEL_NO_TX_PORT, "pass_no_tx_port") /* rewritten; egress not in tx_ports */           \
+  X(PASS_NOT_IP, "pass_not_ip")               /* ARP and other ethertypes */                    \
+  X(PASS_NOT_OURS, "pass_not_ours")       /* IP, neither to a VIP service nor from a backend */ \
+  X(PASS_TTL_EXPIRED, "pass_ttl_expired") /* TTL/hop limit <= 1: kernel sends time exceeded */  \
+  X(PASS_FRAG_UNKNOWN, "pass_reply_fragment_unknown") /* reply fragment, first not seen */      \
+  X(DROP_MALFORMED_L2, "drop_malformed_l2")           /* truncated Ethernet or VLAN header */   \
+  X(DROP_MALFORMED_IP, "drop_malformed_ip") /* truncated header, bad ihl/version/length */      \
+  X(DROP_MALFORMED_L4, "drop_malformed_l4") /* VIP traffic: truncated or lying UDP/ESP */       \
+  X(DROP_NO_BACKEND, "drop_no_backend")     /* virtual server has no live backend */            \
+  X(DROP_INTERNAL, "drop_internal")         /* map inconsistency, should never happen */
+
+#define IKELB_X_ENUM(name, label) IKELB_OUT_##name,
+enum ikelb_outcome { IKELB_OUTCOMES(IKELB_X_ENUM) IKELB_OUTCOME_MAX };
+#undef IKELB_X_ENUM
+
+/* Things that happen on the way, counted independently of the outcome. */
+#define IKELB_EVENTS(X)                                                                       \
+  X(AFFINITY_HIT, "affinity_hit")         /* pinned client, backend may take it */            \
+  X(AFFINITY_MISS, "affinity_miss")       /* no entry: Maglev chose */                        \
+  X(AFFINITY_EXPIRED, "affinity_expired") /* entry older than the idle timeout: Maglev */     \
+  X(FAILOVER, "failover")                 /* pinned to a down/disabled/removed backend */     \
+  X(MAGLEV_PROBED, "maglev_probed")       /* Maglev slot not active, a following slot used */ \
+  X(REPLY_FRAGMENT_LEARNED, "reply_fragment_learned") /* first fragment of a reply */
+
+#define IKELB_X_ENUM(name, label) IKELB_EV_##name,
+enum ikelb_event { IKELB_EVENTS(IKELB_X_ENUM) IKELB_EVENT_MAX };
+#undef IKELB_X_ENUM
+
+struct ikelb_addr {
+  __u32 u32[4];
+};
+
+/* vips: which (address, protocol, port) belong to which virtual server. port is in network
+ * order; port 0 is the protocol-wide entry used for ESP (no ports) and for non-first IP fragments
+ * (no L4 header), so a virtual server with UDP ports has a (vip, 17, 0) entry too. */
+struct ikelb_vip_key {
+  struct ikelb_addr addr;
+  __u16 port;
+  __u8 proto;
+  __u8 family;
+};
+
+struct ikelb_vip_value {
+  __u32 vs_id;
+  __u32 pad;
+};
+
+/* vs: per virtual server. A hash map on purpose: an update replaces the element atomically, so
+ * switching to a freshly written Maglev table half (table_base) is one update that packets see
+ * either entirely or not at all. */
+struct ikelb_vs {
+  struct ikelb_addr vip;
+  __u8 family;
+  __u8 pad[3];
+  __u32 table_base; /* index of this virtual server's first slot in `maglev` */
+  __u32 table_size; /* prime; slots table_base .. table_base + table_size - 1 */
+  __u32 pad2;
+};
+
+/* backends: indexed by backend id. The agent never changes the address behind an id in place
+ * (it allocates a new id), so a concurrent reader can only ever see a state change. */
+struct ikelb_backend {
+  struct ikelb_addr addr;
+  __u32 vs_id;
+  __u8 family;
+  __u8 state; /* enum ikelb_backend_state */
+  __u16 pad;
+};
+
+/* reverse: backend address -> the VIP its replies must appear to come from. Stateless, so any
+ * ikelb node can translate any reply; hence one virtual server per backend address and family. */
+struct ikelb_reverse_key {
+  struct ikelb_addr addr;
+  __u8 family;
+  __u8 pad[3];
+};
+
+struct ikelb_reverse_value {
+  struct ikelb_addr vip;
+  __u32 vs_id;
+  __u32 backend_id;
+};
+
+/* affinity (LRU): (virtual server, client address) -> backend. Never the port: a client's UDP
+ * 500, UDP 4500, ESP and fragments all share one entry. */
+struct ikelb_affinity_key {
+  __u32 vs_id;
+  __u8 family;
+  __u8 pad[3];
+  struct ikelb_addr client;
+};
+
+struct ikelb_affinity_value {
+  __u32 backend_id;
+  __u32 pad;
+  __u64 last_seen_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+};
+
+/* reply_frags (LRU): the first fragment of a reply seen from a backend, so its non-first
+ * fragments (no ports) are translated the same way. id is the IPv4 id (network order, in the
+ * low 16 bits) or the IPv6 fragment identification. */
+struct ikelb_frag_key {
+  struct ikelb_addr src;
+  struct ikelb_addr dst;
+  __u32 id;
+  __u8 family;
+  __u8 proto;
+  __u16 pad;
+};
+
+struct ikelb_frag_value {
+  struct ikelb_addr vip;
+  __u32 vs_id;
+  __u32 backend_id;
+};
+
+/* settings: a one-element array the agent rewrites on reload. */
+struct ikelb_settings {
+  __u64 affinity_idle_ns; /* 0: entries never expire by age (the LRU still evicts) */
+};
+
+/* vs_stats (per CPU, index vs_id) and backend_stats (per CPU, index backend id). bytes are
+ * Ethernet frame bytes as received. */
+struct ikelb_traffic {
+  __u64 packets[IKELB_DIR_MAX];
+  __u64 bytes[IKELB_DIR_MAX];
+};
+
+struct ikelb_backend_stats {
+  struct ikelb_traffic traffic;
+  __u64 failovers_from; /* pinned clients moved off this backend */
+  __u64 new_clients;    /* affinity entries created towards this backend */
+};
+
+/* Map names as user space finds (and pins) them in the object. */
+#define IKELB_MAP_VIPS "vips"
+#define IKELB_MAP_VS "vs"
+#define IKELB_MAP_MAGLEV "maglev"
+#define IKELB_MAP_BACKENDS "backends"
+#define IKELB_MAP_REVERSE "reverse"
+#define IKELB_MAP_AFFINITY "affinity"
+#define IKELB_MAP_REPLY_FRAGS "reply_frags"
+#define IKELB_MAP_TX_PORTS "tx_ports"
+#define IKELB_MAP_SETTINGS "settings"
+#define IKELB_MAP_VS_STATS "vs_stats"
+#define IKELB_MAP_BACKEND_STATS "backend_stats"
+#define IKELB_MAP_OUTCOMES "outcomes"
+#define IKELB_MAP_EVENTS "events"
+
+/* The Maglev index of a client: a hash of its address only (never the port), so every packet of
+ * a client, fragments included, maps to one slot. Shared with C++ so tests and tools can predict
+ * the backend a client lands on. Words are read as raw network-order bytes on a little-endian
+ * host (x86_64, arm64). */
+#define IKELB_HASH_SEED 0x1ce1b00du
+
+static inline __attribute__((always_inline)) __u32 ikelb_mix32(__u32 h) {
+  /* murmur3 finaliser: full avalanche, cheap on BPF (no loops, no tables). */
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  return h;
+}
+
+static inline __attribute__((always_inline)) __u32 ikelb_client_hash(const struct ikelb_addr* a,
+                                                                     __u8 family) {
+  __u32 h = IKELB_HASH_SEED ^ family;
+  h = ikelb_mix32(h ^ a->u32[0]);
+  h = ikelb_mix32(h ^ a->u32[1]);
+  h = ikelb_mix32(h ^ a->u32[2]);
+  h = ikelb_mix32(h ^ a->u32[3]);
+  return h;
+}
+
+#ifdef __cplusplus
+static_assert(sizeof(struct ikelb_addr) == 16);
+static_assert(sizeof(struct ikelb_vip_key) == 20);
+static_assert(sizeof(struct ikelb_vip_value) == 8);
+static_assert(sizeof(struct ikelb_vs) == 32);
+static_assert(sizeof(struct ikelb_backend) == 24);
+static_assert(sizeof(struct ikelb_reverse_key) == 20);
+static_assert(sizeof(struct ikelb_reverse_value) == 24);
+static_assert(sizeof(struct ikelb_affinity_key) == 24);
+static_assert(sizeof(struct ikelb_affinity_value) == 16);
+static_assert(sizeof(struct ikelb_frag_key) == 40);
+static_assert(sizeof(struct ikelb_frag_value) == 24);
+static_assert(sizeof(struct ikelb_settings) == 8);
+static_assert(sizeof(struct ikelb_traffic) == 32);
+static_assert(sizeof(struct ikelb_backend_stats) == 48);
+#endif
+
+#endif /* IKELB_ABI_H */

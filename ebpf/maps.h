@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The program's maps; their key and value types live in ikelb_abi.h. */
+#ifndef IKELB_MAPS_H
+#define IKELB_MAPS_H
+
+#include <bpf/bpf_helpers.h>
+#include <linux/bpf.h>
+#include "ikelb_abi.h"
+
+/* Service entries: (VIP, protocol, port) -> virtual server. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, IKELB_MAX_VIP_KEYS);
+  __type(key, struct ikelb_vip_key);
+  __type(value, struct ikelb_vip_value);
+} vips SEC(".maps");
+
+/* Virtual servers by id; a hash so that one update switches a Maglev table atomically. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, IKELB_MAX_VS);
+  __type(key, __u32);
+  __type(value, struct ikelb_vs);
+} vs SEC(".maps");
+
+/* All Maglev tables, back to back; each virtual server names its current slice. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, IKELB_DEFAULT_TABLE_SLOTS);
+  __type(key, __u32);
+  __type(value, __u32);
+} maglev SEC(".maps");
+
+/* Backends by id. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, IKELB_MAX_BACKENDS);
+  __type(key, __u32);
+  __type(value, struct ikelb_backend);
+} backends SEC(".maps");
+
+/* Backend address -> VIP, for replies. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, IKELB_MAX_BACKENDS);
+  __type(key, struct ikelb_reverse_key);
+  __type(value, struct ikelb_reverse_value);
+} reverse SEC(".maps");
+
+/* (virtual server, client address) -> backend. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, IKELB_DEFAULT_AFFINITY_ENTRIES);
+  __type(key, struct ikelb_affinity_key);
+  __type(value, struct ikelb_affinity_value);
+} affinity SEC(".maps");
+
+/* First fragments of replies, to translate the rest of the datagram. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, IKELB_FRAG_ENTRIES);
+  __type(key, struct ikelb_frag_key);
+  __type(value, struct ikelb_frag_value);
+} reply_frags SEC(".maps");
+
+/* Interfaces the program may redirect to (key and value: ifindex). */
+struct {
+  __uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+  __uint(max_entries, 64);
+  __type(key, __u32);
+  __type(value, __u32);
+} tx_ports SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct ikelb_settings);
+} settings SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, IKELB_MAX_VS);
+  __type(key, __u32);
+  __type(value, struct ikelb_traffic);
+} vs_stats SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, IKELB_MAX_BACKENDS);
+  __type(key, __u32);
+  __type(value, struct ikelb_backend_stats);
+} backend_stats SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, IKELB_OUTCOME_MAX);
+  __type(key, __u32);
+  __type(value, __u64);
+} outcomes SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, IKELB_EVENT_MAX);
+  __type(key, __u32);
+  __type(value, __u64);
+} events SEC(".maps");
+
+#endif /* IKELB_MAPS_H */
