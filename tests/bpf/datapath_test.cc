@@ -1,0 +1,691 @@
+// Table-driven fixtures run through the real compiled XDP object with BPF_PROG_TEST_RUN. Each
+// case is a description, a map set-up and steps of {input frame, ingress port, expected verdict,
+// expected output frame, expected outcome}. Outputs are compared byte-for-byte with frames the
+// test builder computed from scratch (so the data path's incremental checksum updates must agree
+// with full recomputations), re-verified by verify_checksums, and the counters of every case
+// must equal what its steps sent. Each case runs in its own process, network namespace and
+// freshly loaded object (gtest_discover_tests), so nothing leaks between cases.
+#include <gtest/gtest.h>
+#include <linux/bpf.h>
+#include <netinet/in.h>
+
+#include <functional>
+#include <map>
+#include <optional>
+
+#include "datapath.h"
+#include "packet.h"
+#include "sandbox.h"
+#include "testbed.h"
+
+namespace ikelb::test {
+namespace {
+
+enum class Port { kClient, kGateway };
+
+struct Step {
+  Bytes in;
+  Port ingress = Port::kClient;
+  uint32_t verdict = XDP_PASS;
+  Bytes out;  // expected output frame; ignored for XDP_DROP
+  uint32_t outcome = IKELB_OUT_PASS_NOT_OURS;
+  // Traffic that must be counted: backend id (its vs is implied) and direction.
+  std::optional<std::pair<uint32_t, uint32_t>> counted;
+};
+
+struct Env {
+  Datapath& dp;
+  Testbed& bed;
+};
+
+struct Case {
+  std::string name;  // gtest name
+  std::string description;
+  std::function<void(Env&)> setup;
+  std::function<std::vector<Step>(Env&)> steps;
+  std::map<uint32_t, uint64_t> events;  // expected event counters (others must stay 0)
+  std::function<void(Env&)> check;      // extra assertions on map state afterwards
+};
+
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name;
+}
+
+// --- Frame vocabulary -----------------------------------------------------------------------
+
+const Mac kClientRouterMac = mac("02:00:00:00:c0:02");
+const Mac kClientPortMac = mac("02:00:00:00:c0:01");
+const Mac kGatewayPortMac = mac("02:00:00:00:a0:01");
+const IpAddr kVip4 = ip("203.0.113.10");
+const IpAddr kVip6 = ip("2001:db8:f::10");
+
+IpAddr to_test(const IpAddress& a) {
+  return ip(a.str());
+}
+IpAddress to_lb(const IpAddr& a) {
+  return IpAddress::must_parse(a.to_string());
+}
+
+Bytes ike_payload(size_t n, uint8_t seed = 0x11) {
+  Bytes b(n);
+  for (size_t i = 0; i < n; i++) b[i] = static_cast<uint8_t>(seed + i * 7);
+  return b;
+}
+
+// A client's packet as it arrives on the client port.
+Frame from_client(const IpAddr& client, const IpAddr& dst) {
+  Frame f;
+  f.eth(kClientRouterMac, kClientPortMac);
+  if (client.is_v4())
+    f.ipv4(client, dst);
+  else
+    f.ipv6(client, dst);
+  return f.ttl(64).ip_id(0x1234);
+}
+
+// The same packet as XDP must send it to backend `b`: new destination and MACs, TTL - 1.
+Frame to_backend(const Frame& sent, const TestbedBackend& b, const IpAddr& client,
+                 bool forwarded = true) {
+  Frame f = sent;
+  if (forwarded) f.eth(kGatewayPortMac, mac(b.mac)).ttl(63);
+  IpAddr dst = to_test(b.addr);
+  if (client.is_v4())
+    f.ipv4(client, dst);
+  else
+    f.ipv6(client, dst);
+  return f;
+}
+
+Frame from_backend(const TestbedBackend& b, const IpAddr& client) {
+  Frame f;
+  f.eth(mac(b.mac), kGatewayPortMac);
+  IpAddr src = to_test(b.addr);
+  if (client.is_v4())
+    f.ipv4(src, client);
+  else
+    f.ipv6(src, client);
+  return f.ttl(64).ip_id(0x4321);
+}
+
+Frame to_client(const Frame& sent, const IpAddr& vip, const IpAddr& client) {
+  Frame f = sent;
+  f.eth(kClientPortMac, kClientRouterMac).ttl(63);
+  if (client.is_v4())
+    f.ipv4(vip, client);
+  else
+    f.ipv6(vip, client);
+  return f;
+}
+
+Step forwarded(const Frame& in, const Frame& out, uint32_t backend,
+               uint32_t outcome = IKELB_OUT_FWD_REDIRECT) {
+  uint32_t verdict = outcome == IKELB_OUT_FWD_REDIRECT ? XDP_REDIRECT
+                     : outcome == IKELB_OUT_FWD_TX     ? XDP_TX
+                                                       : XDP_PASS;
+  return {in.build(),  Port::kClient, verdict,
+          out.build(), outcome,       std::pair{backend, uint32_t{IKELB_DIR_TO_BACKEND}}};
+}
+
+Step replied(const Frame& in, const Frame& out, uint32_t backend) {
+  return {in.build(),  Port::kGateway,         XDP_REDIRECT,
+          out.build(), IKELB_OUT_FWD_REDIRECT, std::pair{backend, uint32_t{IKELB_DIR_TO_CLIENT}}};
+}
+
+Step untouched(const Bytes& in, uint32_t outcome, Port port = Port::kClient) {
+  return {in, port, XDP_PASS, in, outcome, std::nullopt};
+}
+
+Step dropped(const Bytes& in, uint32_t outcome) {
+  return {in, Port::kClient, XDP_DROP, {}, outcome, std::nullopt};
+}
+
+// Appends one redirected step per fragment of `in`, each expected to come out as the same
+// fragment of `out`; returns the number of fragments.
+size_t add_fragments(std::vector<Step>& steps, const Frame& in, const Frame& out, size_t size,
+                     Port port, uint32_t backend, uint32_t dir) {
+  auto ins = in.build_fragments(size);
+  auto outs = out.build_fragments(size);
+  EXPECT_TRUE(verify_fragmented_udp(outs).ok());
+  for (size_t i = 0; i < ins.size(); i++)
+    steps.push_back(
+        {ins[i], port, XDP_REDIRECT, outs[i], IKELB_OUT_FWD_REDIRECT, std::pair{backend, dir}});
+  return ins.size();
+}
+
+IpAddr client4(int n) {
+  return ip("100.64." + std::to_string(n / 250) + "." + std::to_string(n % 250 + 1));
+}
+IpAddr client6(int n) {
+  return ip("2001:db8:100::" + std::to_string(n + 1));
+}
+
+// The first client (from `start`) whose Maglev choice in `vs` satisfies `want`.
+IpAddr find_client(Env& env, uint32_t vs, const std::function<bool(uint32_t)>& want,
+                   int start = 0) {
+  for (int n = start; n < start + 10000; n++) {
+    IpAddr c = vs == kVs4 ? client4(n) : client6(n);
+    if (want(env.bed.predict(vs, to_lb(c)))) return c;
+  }
+  throw std::runtime_error("no client found for the condition");
+}
+
+const TestbedBackend& be(Env& env, uint32_t id) {
+  return env.bed.backend(id);
+}
+
+// --- The cases --------------------------------------------------------------------------------
+
+std::vector<Case> cases() {
+  std::vector<Case> all;
+
+  all.push_back({"Ipv4Udp500Forwarded",
+                 "IPv4 UDP 500 to the VIP: destination rewritten, source kept, TTL - 1, MACs "
+                 "from the FIB, redirected to the gateway port",
+                 nullptr,
+                 [](Env& env) {
+                   IpAddr c = client4(0);
+                   uint32_t b = env.bed.predict(kVs4, to_lb(c));
+                   Frame in = from_client(c, kVip4).udp(5000, 500).payload(ike_payload(300));
+                   return std::vector<Step>{forwarded(in, to_backend(in, be(env, b), c), b)};
+                 },
+                 {{IKELB_EV_AFFINITY_MISS, 1}},
+                 nullptr});
+
+  all.push_back({"SameClientSameBackendOn500And4500AndEsp",
+                 "one client's UDP 500, UDP 4500 (NAT-T) and ESP reach one backend; the second "
+                 "and third packets are affinity hits",
+                 nullptr,
+                 [](Env& env) {
+                   IpAddr c = client4(1);
+                   uint32_t b = env.bed.predict(kVs4, to_lb(c));
+                   Frame a = from_client(c, kVip4).udp(500, 500).payload(ike_payload(200));
+                   Frame n = from_client(c, kVip4).udp(4500, 4500).payload(ike_payload(120));
+                   Frame e = from_client(c, kVip4).esp(0xc0ffee01, 7).payload(ike_payload(64));
+                   return std::vector<Step>{forwarded(a, to_backend(a, be(env, b), c), b),
+                                            forwarded(n, to_backend(n, be(env, b), c), b),
+                                            forwarded(e, to_backend(e, be(env, b), c), b)};
+                 },
+                 {{IKELB_EV_AFFINITY_MISS, 1}, {IKELB_EV_AFFINITY_HIT, 2}},
+                 nullptr});
+
+  all.push_back({"ThousandClientsFollowTheMaglevTable",
+                 "1,000 clients each reach the backend the Maglev table gives, and all three "
+                 "backends get a fair share",
+                 nullptr,
+                 [](Env& env) {
+                   std::vector<Step> steps;
+                   std::map<uint32_t, int> share;
+                   for (int n = 0; n < 1000; n++) {
+                     IpAddr c = client4(n);
+                     uint32_t b = env.bed.predict(kVs4, to_lb(c));
+                     share[b]++;
+                     Frame in = from_client(c, kVip4).udp(500, 500).payload(ike_payload(40));
+                     steps.push_back(forwarded(in, to_backend(in, be(env, b), c), b));
+                   }
+                   for (uint32_t b = 0; b < 3; b++) {
+                     EXPECT_GT(share[b], 250) << "backend " << b;
+                     EXPECT_LT(share[b], 420) << "backend " << b;
+                   }
+                   return steps;
+                 },
+                 {{IKELB_EV_AFFINITY_MISS, 1000}},
+                 nullptr});
+
+  all.push_back({"Ipv4FragmentsOfOneDatagramReachOneBackend",
+                 "first and non-first IPv4 fragments of an IKE_AUTH reach one backend; the first "
+                 "fragment's UDP checksum covers the whole datagram and is still right",
+                 nullptr,
+                 [](Env& env) {
+                   IpAddr c = client4(2);
+                   uint32_t b = env.bed.predict(kVs4, to_lb(c));
+                   Frame in = from_client(c, kVip4).udp(4500, 4500).payload(ike_payload(2400));
+                   std::vector<Step> steps;
+                   EXPECT_EQ(add_fragments(steps, in, to_backend(in, be(env, b), c), 1480,
+                                           Port::kClient, b, IKELB_DIR_TO_BACKEND),
+                             2u);
+                   return steps;
+                 },
+                 {{IKELB_EV_AFFINITY_MISS, 1}, {IKELB_EV_AFFINITY_HIT, 1}},
+                 nullptr});
+
+  all.push_back(
+      {"NonFirstFragmentArrivingFirstGoesToTheSameBackend",
+       "a non-first fragment overtaking the first: chosen from the source address "
+       "alone, so it lands where the first fragment will",
+       nullptr,
+       [](Env& env) {
+         IpAddr c = client4(3);
+         uint32_t b = env.bed.predict(kVs4, to_lb(c));
+         Frame in = from_client(c, kVip4).udp(4500, 4500).payload(ike_payload(2000));
+         auto ins = in.build_fragments(1480);
+         auto outs = to_backend(in, be(env, b), c).build_fragments(1480);
+         auto counted = std::pair{b, uint32_t{IKELB_DIR_TO_BACKEND}};
+         return std::vector<Step>{
+             {ins[1], Port::kClient, XDP_REDIRECT, outs[1], IKELB_OUT_FWD_REDIRECT, counted},
+             {ins[0], Port::kClient, XDP_REDIRECT, outs[0], IKELB_OUT_FWD_REDIRECT, counted}};
+       },
+       {{IKELB_EV_AFFINITY_MISS, 1}, {IKELB_EV_AFFINITY_HIT, 1}},
+       nullptr});
+
+  all.push_back(
+      {"Ipv6UdpEspAndFragment",
+       "IPv6: UDP 500, ESP, and both fragments of a UDP 4500 datagram reach the same "
+       "backend with the hop limit decremented",
+       nullptr,
+       [](Env& env) {
+         IpAddr c = client6(0);
+         uint32_t b = env.bed.predict(kVs6, to_lb(c));
+         Frame u = from_client(c, kVip6).udp(500, 500).payload(ike_payload(250));
+         Frame e = from_client(c, kVip6).esp(0x01020304, 1).payload(ike_payload(80));
+         Frame big =
+             from_client(c, kVip6).ip_id(0xabcdef).udp(4500, 4500).payload(ike_payload(1800));
+         std::vector<Step> steps{forwarded(u, to_backend(u, be(env, b), c), b),
+                                 forwarded(e, to_backend(e, be(env, b), c), b)};
+         add_fragments(steps, big, to_backend(big, be(env, b), c), 1232, Port::kClient, b,
+                       IKELB_DIR_TO_BACKEND);
+         return steps;
+       },
+       {{IKELB_EV_AFFINITY_MISS, 1}, {IKELB_EV_AFFINITY_HIT, 3}},
+       nullptr});
+
+  all.push_back(
+      {"Ipv4UdpChecksumZeroStaysZero",
+       "an IPv4 UDP datagram without checksum keeps checksum 0 after the rewrite",
+       nullptr,
+       [](Env& env) {
+         IpAddr c = client4(4);
+         uint32_t b = env.bed.predict(kVs4, to_lb(c));
+         Frame in = from_client(c, kVip4).udp(4500, 4500).payload(ike_payload(100)).udp_checksum(0);
+         return std::vector<Step>{forwarded(in, to_backend(in, be(env, b), c), b)};
+       },
+       {{IKELB_EV_AFFINITY_MISS, 1}},
+       nullptr});
+
+  all.push_back({"Ipv4HeaderWithOptions",
+                 "an IPv4 header with options (ihl 6) is parsed past its options and rewritten",
+                 nullptr,
+                 [](Env& env) {
+                   IpAddr c = client4(5);
+                   uint32_t b = env.bed.predict(kVs4, to_lb(c));
+                   Frame in = from_client(c, kVip4)
+                                  .options({0x94, 0x04, 0x00, 0x00})
+                                  .udp(500, 500)
+                                  .payload(ike_payload(60));
+                   return std::vector<Step>{forwarded(in, to_backend(in, be(env, b), c), b)};
+                 },
+                 {{IKELB_EV_AFFINITY_MISS, 1}},
+                 nullptr});
+
+  all.push_back(
+      {"VlanTaggedFramesAreRewrittenAndLeftToTheKernel",
+       "802.1Q and QinQ frames to the VIP: rewritten (destination, checksums), tags, "
+       "MACs and TTL left as they were, passed to the kernel that owns the VLAN "
+       "interfaces",
+       nullptr,
+       [](Env& env) {
+         IpAddr c = client4(6);
+         uint32_t b = env.bed.predict(kVs4, to_lb(c));
+         Frame q = from_client(c, kVip4).vlan(100).udp(500, 500).payload(ike_payload(90));
+         Frame qq = from_client(c, kVip4)
+                        .vlan(10, kTpid8021ad)
+                        .vlan(20)
+                        .esp(7, 1)
+                        .payload(ike_payload(40));
+         return std::vector<Step>{
+             forwarded(q, to_backend(q, be(env, b), c, false), b, IKELB_OUT_FWD_KERNEL_VLAN),
+             forwarded(qq, to_backend(qq, be(env, b), c, false), b, IKELB_OUT_FWD_KERNEL_VLAN)};
+       },
+       {{IKELB_EV_AFFINITY_MISS, 1}, {IKELB_EV_AFFINITY_HIT, 1}},
+       nullptr});
+
+  all.push_back(
+      {"NotForUsPassesUnchanged",
+       "other destination, TCP and UDP 53 to the VIP, ARP, IPv6 neighbour "
+       "solicitation: XDP_PASS, frame untouched",
+       nullptr,
+       [](Env&) {
+         IpAddr c = client4(7);
+         return std::vector<Step>{
+             untouched(
+                 from_client(c, ip("192.0.2.99")).udp(500, 500).payload(ike_payload(30)).build(),
+                 IKELB_OUT_PASS_NOT_OURS),
+             untouched(from_client(c, kVip4).l4(kProtoTcp, ike_payload(20)).build(),
+                       IKELB_OUT_PASS_NOT_OURS),
+             untouched(from_client(c, kVip4).udp(40000, 53).payload(ike_payload(30)).build(),
+                       IKELB_OUT_PASS_NOT_OURS),
+             untouched(
+                 from_client(client6(7), kVip6).udp(40000, 53).payload(ike_payload(30)).build(),
+                 IKELB_OUT_PASS_NOT_OURS),
+             untouched(
+                 arp_request(kClientRouterMac, ip("198.51.100.2"), ip("198.51.100.1")).build(),
+                 IKELB_OUT_PASS_NOT_IP),
+             untouched(
+                 neighbour_solicitation(kClientRouterMac, ip("2001:db8:c::2"), ip("2001:db8:c::1"))
+                     .build(),
+                 IKELB_OUT_PASS_NOT_OURS)};
+       },
+       {},
+       nullptr});
+
+  all.push_back(
+      {"MalformedToTheVipIsDroppedAndCounted",
+       "truncated VLAN header, truncated IPv4 header, ihl < 5, total length beyond the "
+       "frame, truncated UDP header, UDP length longer or shorter than the datagram, "
+       "ESP with SPI 0: dropped, never forwarded",
+       nullptr,
+       [](Env&) {
+         IpAddr c = client4(8);
+         Frame udp = from_client(c, kVip4).udp(500, 500).payload(ike_payload(100));
+         return std::vector<Step>{
+             dropped(from_client(c, kVip4)
+                         .vlan(5)
+                         .udp(500, 500)
+                         .payload(ike_payload(10))
+                         .truncate(16)
+                         .build(),
+                     IKELB_OUT_DROP_MALFORMED_L2),
+             dropped(Frame(udp).truncate(14 + 12).build(), IKELB_OUT_DROP_MALFORMED_IP),
+             dropped(Frame(udp).ihl(4).build(), IKELB_OUT_DROP_MALFORMED_IP),
+             dropped(Frame(udp).ip_length(20 + 8 + 100 + 40).build(), IKELB_OUT_DROP_MALFORMED_IP),
+             dropped(from_client(c, kVip4).l4(kProtoUdp, {0x01, 0xf4, 0x01}).build(),
+                     IKELB_OUT_DROP_MALFORMED_L4),
+             dropped(Frame(udp).udp_length(8 + 140).build(), IKELB_OUT_DROP_MALFORMED_L4),
+             dropped(Frame(udp).udp_length(8 + 60).build(), IKELB_OUT_DROP_MALFORMED_L4),
+             dropped(from_client(c, kVip4).esp(0, 1).payload(ike_payload(20)).build(),
+                     IKELB_OUT_DROP_MALFORMED_L4),
+             dropped(from_client(client6(8), kVip6)
+                         .udp(500, 500)
+                         .payload(ike_payload(50))
+                         .udp_length(8 + 49)
+                         .build(),
+                     IKELB_OUT_DROP_MALFORMED_L4)};
+       },
+       {},
+       nullptr});
+
+  all.push_back(
+      {"ReversePathSourceBecomesTheVip",
+       "backend replies on UDP 500, UDP 4500 and ESP leave from the VIP towards the "
+       "client, IPv4 and IPv6; backend UDP 53 is untouched",
+       nullptr,
+       [](Env& env) {
+         IpAddr c = client4(9), c6 = client6(9);
+         Frame r500 = from_backend(be(env, 1), c).udp(500, 500).payload(ike_payload(280));
+         Frame r4500 = from_backend(be(env, 2), c).udp(4500, 4500).payload(ike_payload(180));
+         Frame resp = from_backend(be(env, 0), c).esp(0xdeadbeef, 9).payload(ike_payload(96));
+         Frame r6 = from_backend(be(env, 4), c6).esp(0x0a0b0c0d, 3).payload(ike_payload(64));
+         Frame dns = from_backend(be(env, 0), c).udp(53, 40000).payload(ike_payload(40));
+         return std::vector<Step>{replied(r500, to_client(r500, kVip4, c), 1),
+                                  replied(r4500, to_client(r4500, kVip4, c), 2),
+                                  replied(resp, to_client(resp, kVip4, c), 0),
+                                  replied(r6, to_client(r6, kVip6, c6), 4),
+                                  untouched(dns.build(), IKELB_OUT_PASS_NOT_OURS, Port::kGateway)};
+       },
+       {},
+       nullptr});
+
+  all.push_back(
+      {"FragmentedReplyTranslatedWhole",
+       "a backend's fragmented IKE_AUTH reply: the first fragment teaches the later ones "
+       "their VIP; the reassembled datagram has a valid UDP checksum. A later fragment "
+       "whose first was never seen is left to the kernel untouched",
+       nullptr,
+       [](Env& env) {
+         IpAddr c = client4(10);
+         Frame r = from_backend(be(env, 2), c).udp(4500, 4500).payload(ike_payload(3000));
+         std::vector<Step> steps;
+         EXPECT_EQ(add_fragments(steps, r, to_client(r, kVip4, c), 1480, Port::kGateway, 2,
+                                 IKELB_DIR_TO_CLIENT),
+                   3u);
+         Frame other =
+             from_backend(be(env, 2), c).ip_id(0x5555).udp(4500, 4500).payload(ike_payload(2000));
+         steps.push_back(untouched(other.build_fragments(1480)[1], IKELB_OUT_PASS_FRAG_UNKNOWN,
+                                   Port::kGateway));
+         return steps;
+       },
+       {{IKELB_EV_REPLY_FRAGMENT_LEARNED, 1}},
+       nullptr});
+
+  all.push_back(
+      {"DrainingBackendKeepsPinnedClientsOnly",
+       "a client pinned to a draining backend stays on it; a new client whose Maglev "
+       "slot holds the draining backend goes to the next active slot",
+       [](Env& env) { env.bed.set_state(1, IKELB_BACKEND_DRAINING); },
+       [](Env& env) {
+         IpAddr pinned = client4(11);
+         env.bed.pin(kVs4, to_lb(pinned), 1);
+         // A new client that the table (before the drain) would give to backend 1.
+         env.bed.set_state(1, IKELB_BACKEND_ACTIVE);
+         IpAddr fresh = find_client(
+             env, kVs4, [](uint32_t b) { return b == 1; }, 100);
+         env.bed.set_state(1, IKELB_BACKEND_DRAINING);
+         uint32_t next = env.bed.predict(kVs4, to_lb(fresh));
+         EXPECT_NE(next, 1u);
+         EXPECT_NE(next, IKELB_NO_BACKEND);
+         Frame p = from_client(pinned, kVip4).esp(0x1111, 5).payload(ike_payload(50));
+         Frame f = from_client(fresh, kVip4).udp(500, 500).payload(ike_payload(50));
+         return std::vector<Step>{forwarded(p, to_backend(p, be(env, 1), pinned), 1),
+                                  forwarded(f, to_backend(f, be(env, next), fresh), next)};
+       },
+       {{IKELB_EV_AFFINITY_HIT, 1}, {IKELB_EV_AFFINITY_MISS, 1}, {IKELB_EV_MAGLEV_PROBED, 1}},
+       [](Env& env) {
+         auto st = env.dp.backend_stats(1);
+         EXPECT_EQ(st.new_clients, 0u);
+         EXPECT_EQ(st.failovers_from, 0u);
+       }});
+
+  all.push_back({"DownBackendFailsOverPinnedClients",
+                 "a client pinned to a backend that went down is re-hashed onto a live backend, "
+                 "counted as a failover from the dead one, and re-pinned",
+                 nullptr,
+                 [](Env& env) {
+                   IpAddr c = find_client(env, kVs4, [](uint32_t b) { return b != 0; });
+                   env.bed.pin(kVs4, to_lb(c), 0);
+                   env.bed.set_state(0, IKELB_BACKEND_DOWN);
+                   uint32_t b = env.bed.predict(kVs4, to_lb(c));
+                   Frame in = from_client(c, kVip4).udp(4500, 4500).payload(ike_payload(70));
+                   return std::vector<Step>{forwarded(in, to_backend(in, be(env, b), c), b),
+                                            forwarded(in, to_backend(in, be(env, b), c), b)};
+                 },
+                 {{IKELB_EV_FAILOVER, 1}, {IKELB_EV_AFFINITY_HIT, 1}},
+                 [](Env& env) {
+                   EXPECT_EQ(env.dp.backend_stats(0).failovers_from, 1u);
+                   EXPECT_EQ(env.dp.backend_stats(0).traffic.packets[IKELB_DIR_TO_BACKEND], 0u);
+                 }});
+
+  all.push_back({"DisabledBackendFailsOverToo",
+                 "disabled (operator) behaves as down for pinned clients",
+                 nullptr,
+                 [](Env& env) {
+                   IpAddr c = client6(12);
+                   uint32_t was = env.bed.predict(kVs6, to_lb(c));
+                   env.bed.pin(kVs6, to_lb(c), was);
+                   env.bed.set_state(was, IKELB_BACKEND_DISABLED);
+                   uint32_t b = env.bed.predict(kVs6, to_lb(c));
+                   EXPECT_NE(b, was);
+                   Frame in = from_client(c, kVip6).esp(0x99, 1).payload(ike_payload(70));
+                   return std::vector<Step>{forwarded(in, to_backend(in, be(env, b), c), b)};
+                 },
+                 {{IKELB_EV_FAILOVER, 1}},
+                 nullptr});
+
+  all.push_back({"IdleExpiredAffinityIsRehashed",
+                 "an entry older than the idle timeout is ignored: the client goes where Maglev "
+                 "says now and is re-pinned there",
+                 [](Env& env) { env.dp.set_settings({.affinity_idle_ns = 30'000'000'000ull}); },
+                 [](Env& env) {
+                   IpAddr c = find_client(
+                       env, kVs4, [](uint32_t b) { return b != 2; }, 200);
+                   env.bed.pin(kVs4, to_lb(c), 2, 60'000'000'000ull);
+                   uint32_t b = env.bed.predict(kVs4, to_lb(c));
+                   Frame in = from_client(c, kVip4).udp(500, 500).payload(ike_payload(70));
+                   return std::vector<Step>{forwarded(in, to_backend(in, be(env, b), c), b)};
+                 },
+                 {{IKELB_EV_AFFINITY_EXPIRED, 1}},
+                 [](Env& env) {
+                   IpAddr c = find_client(
+                       env, kVs4, [](uint32_t b) { return b != 2; }, 200);
+                   auto a = env.dp.affinity(kVs4, to_lb(c));
+                   ASSERT_TRUE(a);
+                   EXPECT_EQ(a->backend_id, env.bed.predict(kVs4, to_lb(c)));
+                 }});
+
+  all.push_back({"RecentAffinityWithinTimeoutIsKept",
+                 "the same pinned entry seen 5 s ago (timeout 30 s) is honoured, even against the "
+                 "Maglev choice",
+                 [](Env& env) { env.dp.set_settings({.affinity_idle_ns = 30'000'000'000ull}); },
+                 [](Env& env) {
+                   IpAddr c = find_client(
+                       env, kVs4, [](uint32_t b) { return b != 2; }, 200);
+                   env.bed.pin(kVs4, to_lb(c), 2, 5'000'000'000ull);
+                   Frame in = from_client(c, kVip4).udp(500, 500).payload(ike_payload(70));
+                   return std::vector<Step>{forwarded(in, to_backend(in, be(env, 2), c), 2)};
+                 },
+                 {{IKELB_EV_AFFINITY_HIT, 1}},
+                 nullptr});
+
+  all.push_back({"NoNeighbourYetLeavesTheRewrittenPacketToTheKernel",
+                 "a backend with no ARP entry: the rewritten packet is passed (TTL and MACs "
+                 "unchanged) so the kernel resolves the neighbour and forwards it",
+                 nullptr,
+                 [](Env& env) {
+                   IpAddr c = client4(13);
+                   env.bed.pin(kVs4, to_lb(c), kNoNeighBackend);
+                   Frame in = from_client(c, kVip4).udp(500, 500).payload(ike_payload(40));
+                   Frame out = Frame(in).ipv4(c, ip("10.0.0.14"));
+                   return std::vector<Step>{
+                       forwarded(in, out, kNoNeighBackend, IKELB_OUT_FWD_KERNEL_NEIGH)};
+                 },
+                 {{IKELB_EV_AFFINITY_HIT, 1}},
+                 nullptr});
+
+  all.push_back({"OneArmedBackendUsesXdpTx",
+                 "a backend behind the port the packet came in on is reached with XDP_TX",
+                 nullptr,
+                 [](Env& env) {
+                   IpAddr c = client4(14);
+                   env.bed.pin(kVs4, to_lb(c), kOneArmBackend);
+                   Frame in = from_client(c, kVip4).udp(500, 500).payload(ike_payload(40));
+                   Frame out = Frame(in)
+                                   .eth(kClientPortMac, mac("02:00:00:00:c0:50"))
+                                   .ttl(63)
+                                   .ipv4(c, ip("198.51.100.50"));
+                   return std::vector<Step>{forwarded(in, out, kOneArmBackend, IKELB_OUT_FWD_TX)};
+                 },
+                 {{IKELB_EV_AFFINITY_HIT, 1}},
+                 nullptr});
+
+  all.push_back(
+      {"ExpiringTtlIsLeftToTheKernel",
+       "TTL 1 / hop limit 1 to the VIP: untouched, the kernel answers time exceeded",
+       nullptr,
+       [](Env&) {
+         return std::vector<Step>{
+             untouched(from_client(client4(15), kVip4)
+                           .ttl(1)
+                           .udp(500, 500)
+                           .payload(ike_payload(30))
+                           .build(),
+                       IKELB_OUT_PASS_TTL_EXPIRED),
+             untouched(
+                 from_client(client6(15), kVip6).ttl(1).esp(5, 5).payload(ike_payload(30)).build(),
+                 IKELB_OUT_PASS_TTL_EXPIRED)};
+       },
+       {},
+       nullptr});
+
+  all.push_back(
+      {"NoLiveBackendDrops",
+       "every backend of the virtual server down: dropped and counted",
+       [](Env& env) {
+         for (uint32_t b = 0; b < 3; b++) env.bed.set_state(b, IKELB_BACKEND_DOWN);
+       },
+       [](Env&) {
+         return std::vector<Step>{
+             dropped(from_client(client4(16), kVip4).udp(500, 500).payload(ike_payload(30)).build(),
+                     IKELB_OUT_DROP_NO_BACKEND)};
+       },
+       {{IKELB_EV_AFFINITY_MISS, 1}},
+       nullptr});
+  return all;
+}
+
+// --- The runner -------------------------------------------------------------------------------
+
+class DatapathTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(DatapathTest, Fixture) {
+  const Case& c = GetParam();
+  SCOPED_TRACE(c.description);
+  Sandbox sandbox = Sandbox::create();
+  Datapath dp(Datapath::Options{.table_slots = 2 * kTableSize, .affinity_entries = 65536});
+  Testbed bed(dp, sandbox);
+  Env env{dp, bed};
+  if (c.setup) c.setup(env);
+  std::vector<Step> steps = c.steps(env);
+  ASSERT_FALSE(steps.empty());
+
+  std::array<uint64_t, IKELB_OUTCOME_MAX> want_outcomes{};
+  std::map<std::pair<uint32_t, uint32_t>, std::pair<uint64_t, uint64_t>>
+      want_backend;  // pkts, bytes
+  std::map<std::pair<uint32_t, uint32_t>, std::pair<uint64_t, uint64_t>> want_vs;
+  for (size_t i = 0; i < steps.size(); i++) {
+    const Step& s = steps[i];
+    SCOPED_TRACE("step " + std::to_string(i));
+    uint32_t ifindex =
+        s.ingress == Port::kClient ? sandbox.client_ifindex : sandbox.gateway_ifindex;
+    XdpResult r = run_xdp(dp.prog_fd(), s.in, ifindex);
+    EXPECT_EQ(r.verdict, s.verdict);
+    if (s.verdict != XDP_DROP) {
+      EXPECT_EQ(describe_diff(s.out, r.frame), "");
+      ChecksumReport report = verify_checksums(r.frame);
+      EXPECT_TRUE(report.ok()) << report;
+    }
+    want_outcomes[s.outcome]++;
+    if (s.counted) {
+      auto [backend, dir] = *s.counted;
+      auto& b = want_backend[{backend, dir}];
+      b.first++;
+      b.second += s.in.size();
+      auto& v = want_vs[{bed.backend(backend).vs_id, dir}];
+      v.first++;
+      v.second += s.in.size();
+    }
+  }
+
+  auto outcomes = dp.outcomes();
+  for (uint32_t o = 0; o < IKELB_OUTCOME_MAX; o++)
+    EXPECT_EQ(outcomes[o], want_outcomes[o]) << "outcome " << outcome_name(o);
+  auto events = dp.events();
+  for (uint32_t e = 0; e < IKELB_EVENT_MAX; e++) {
+    auto it = c.events.find(e);
+    uint64_t want = it == c.events.end() ? 0 : it->second;
+    if (e == IKELB_EV_MAGLEV_PROBED && it == c.events.end()) continue;  // table-dependent
+    EXPECT_EQ(events[e], want) << "event " << event_name(e);
+  }
+  for (uint32_t id = 0; id < 8; id++) {
+    auto st = dp.backend_stats(id);
+    for (uint32_t dir = 0; dir < IKELB_DIR_MAX; dir++) {
+      auto it = want_backend.find({id, dir});
+      auto want = it == want_backend.end() ? std::pair<uint64_t, uint64_t>{} : it->second;
+      EXPECT_EQ(st.traffic.packets[dir], want.first) << "backend " << id << " dir " << dir;
+      EXPECT_EQ(st.traffic.bytes[dir], want.second) << "backend " << id << " dir " << dir;
+    }
+  }
+  for (uint32_t vs : {kVs4, kVs6}) {
+    auto t = dp.vs_traffic(vs);
+    for (uint32_t dir = 0; dir < IKELB_DIR_MAX; dir++) {
+      auto it = want_vs.find({vs, dir});
+      auto want = it == want_vs.end() ? std::pair<uint64_t, uint64_t>{} : it->second;
+      EXPECT_EQ(t.packets[dir], want.first) << "vs " << vs << " dir " << dir;
+      EXPECT_EQ(t.bytes[dir], want.second) << "vs " << vs << " dir " << dir;
+    }
+  }
+  if (c.check) c.check(env);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, DatapathTest, ::testing::ValuesIn(cases()),
+                         [](const auto& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace ikelb::test
