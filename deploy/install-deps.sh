@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages in deploy/packages.txt that are not installed yet.
+# Usage (as root): deploy/install-deps.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+
+mapfile -t packages < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' packages.txt)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends "${missing[@]}"

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine (run as root from anywhere):
+#   deploy/setup.sh demo    install, build, run the data-path self-test and micro-benchmark
+#   deploy/setup.sh test    install, build, run every test (ctest: unit, bpf, netns, fuzz)
+#   deploy/setup.sh build   install and build only
+# The build goes to build/ in the repository.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+build="$repo/build"
+
+need_root() {
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup.sh: run as root (the data path needs CAP_BPF and CAP_NET_ADMIN)" >&2
+    exit 1
+  fi
+}
+
+build() {
+  "$repo/deploy/install-deps.sh"
+  cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  cmake --build "$build" -j"$(nproc)"
+}
+
+case "${1:-}" in
+  demo)
+    need_root
+    build
+    echo "== data-path self-test: fixtures through the compiled XDP object"
+    ctest --test-dir "$build" -L bpf --output-on-failure
+    echo "== micro-benchmark"
+    "$build/tests/ikelb_microbench"
+    ;;
+  test)
+    need_root
+    build
+    ctest --test-dir "$build" --output-on-failure -j"$(nproc)"
+    ;;
+  build)
+    need_root
+    build
+    ;;
+  *)
+    echo "usage: $0 demo|test|build" >&2
+    exit 2
+    ;;
+esac
