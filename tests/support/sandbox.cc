@@ -32,7 +32,8 @@ Sandbox Sandbox::create() {
   if (unshare(CLONE_NEWNET) != 0)
     throw std::system_error(errno, std::generic_category(), "unshare(CLONE_NEWNET)");
   sh("ip link set lo up");
-  sh("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1");
+  // /proc/sys directly: procps (sysctl) is not on every minimal machine.
+  sh("echo 1 > /proc/sys/net/ipv4/ip_forward && echo 1 > /proc/sys/net/ipv6/conf/all/forwarding");
   sh("ip link add cli0 address 02:00:00:00:c0:01 type veth peer name cli1");
   sh("ip link add gw0 address 02:00:00:00:a0:01 type veth peer name gw1");
   for (const char* dev : {"cli0", "cli1", "gw0", "gw1"})

@@ -166,14 +166,21 @@ TEST(MaglevTable, MatchesReferenceImplementation) {
   }
 }
 
+// Every N from 2 to 1000, not a sample: balance must not depend on a lucky N. Each backend
+// gets floor(M/N) or ceil(M/N) slots, the best any table can do. That is within 1% of the share
+// wherever 1% of the share is at least one slot (N <= 655 at M = 65537). Beyond that no table
+// can promise 1% per backend: at N = 690 the share is 94.98 slots, the counts must sum to M, so
+// 13 backends get 94, 1.03% below.
 TEST(MaglevTable, EqualWeightsGetFloorOrCeilOfShare) {
-  for (size_t n : {2, 3, 5, 10, 100, 1000}) {
+  for (size_t n = 2; n <= 1000; ++n) {
     const std::vector<uint32_t> counts = slot_counts(build_maglev_table(make_backends(n), kM), n);
     const double share = static_cast<double>(kM) / n;
     for (size_t id = 0; id < n; ++id) {
       EXPECT_GE(counts[id], kM / n) << "N=" << n << " id=" << id;
       EXPECT_LE(counts[id], kM / n + 1) << "N=" << n << " id=" << id;
-      EXPECT_LE(std::abs(counts[id] - share), 0.01 * share) << "N=" << n << " id=" << id;
+      if (0.01 * share >= 1.0) {
+        EXPECT_LE(std::abs(counts[id] - share), 0.01 * share) << "N=" << n << " id=" << id;
+      }
     }
   }
 }
