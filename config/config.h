@@ -1,0 +1,112 @@
+// The ikelbd configuration: JSON in, a validated Config out. Validation is a pure function of
+// the document; it reports every error at once, each with the JSON pointer of the offending value
+// (RFC 6901) and what is wrong, e.g.
+//   /virtual_servers/0/backends/2/address: "10.0.0.300" is not an IP address
+// Nothing is applied unless the whole document is valid.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "address.h"
+
+namespace ikelb {
+
+enum class XdpMode { kNative, kGeneric };
+enum class ProbeMode { kStateless, kFull, kNone };
+// A backend's configured (administrative) state. `down` is never configured: probes decide it.
+enum class ConfiguredState { kActive, kDraining, kDisabled };
+
+std::string_view to_string(ConfiguredState s);  // "active", "draining", "disabled"
+std::string_view to_string(ProbeMode m);        // "stateless", "full", "none"
+std::string_view to_string(XdpMode m);          // "native", "generic"
+
+struct HealthCheck {
+  ProbeMode mode = ProbeMode::kStateless;
+  uint32_t interval_ms = 1000;
+  uint32_t timeout_ms = 500;
+  uint32_t rise = 2;
+  uint32_t fall = 3;
+  uint32_t jitter_ms = 100;
+  uint16_t port = 500;                     // 500, or 4500 (non-ESP marker added)
+  bool no_proposal_chosen_healthy = true;  // alive but refuses us: healthy (with a warning)
+  std::optional<IpAddress> source;         // probe source address; default: kernel's choice
+};
+
+struct BackendConfig {
+  std::string name;
+  IpAddress address;
+  uint32_t weight = 100;
+  // Present only when the config says so explicitly; then it wins over the operator state.
+  std::optional<ConfiguredState> state;
+};
+
+struct VirtualServerConfig {
+  std::string name;
+  IpAddress address;
+  std::vector<uint16_t> ports{500, 4500};
+  bool esp = true;
+  uint32_t maglev_table_size = 65537;
+  HealthCheck health_check;
+  std::vector<BackendConfig> backends;
+};
+
+struct Config {
+  std::vector<std::string> interfaces;
+  XdpMode xdp_mode = XdpMode::kNative;
+  std::string bpffs = "/sys/fs/bpf/ikelb";  // pin directory
+  std::string admin_socket = "/run/ikelb/ikelb.sock";
+  std::optional<std::string> admin_tcp_listen;  // "host:port"; needs admin_token_file
+  std::optional<std::string> admin_token_file;  // bearer token for the TCP listener
+  std::optional<std::string> metrics_listen = "127.0.0.1:9712";  // null disables
+  uint32_t affinity_idle_timeout_s = 3600;                       // 0: never expire by age
+  uint32_t affinity_max_entries = 1048576;
+  std::string log_level = "warning";  // "debug", "info", "warning", "error"
+  std::vector<VirtualServerConfig> virtual_servers;
+};
+
+struct ConfigError {
+  std::string path;     // JSON pointer, "" for the document itself
+  std::string message;  // what is wrong
+  std::string str() const { return (path.empty() ? "/" : path) + ": " + message; }
+  friend bool operator==(const ConfigError&, const ConfigError&) = default;
+};
+
+struct ConfigResult {
+  std::optional<Config> config;     // set only when errors is empty
+  std::vector<ConfigError> errors;  // every error found, in document order
+};
+
+// Parses JSON text and validates it. Never throws on bad input.
+ConfigResult parse_config(std::string_view json_text);
+
+// Reads `path` and calls parse_config. An unreadable file is one error with path "".
+ConfigResult parse_config_file(const std::string& path);
+
+// A listener address as written in "admin.tcp_listen" and "metrics.listen": "127.0.0.1:9712"
+// or "[::1]:9712". parse_listen_address accepts exactly what the validator accepts.
+struct ListenAddress {
+  IpAddress address;
+  uint16_t port = 0;
+};
+std::optional<ListenAddress> parse_listen_address(std::string_view text);
+
+// Checks that every configured interface exists (done at apply time, not in parse_config, so
+// that configs can be validated on another machine). `exists` answers for one name.
+template <typename Exists>
+std::vector<ConfigError> check_interfaces(const Config& config, Exists&& exists) {
+  std::vector<ConfigError> errors;
+  for (size_t i = 0; i < config.interfaces.size(); i++)
+    if (!exists(config.interfaces[i]))
+      errors.push_back({"/interfaces/" + std::to_string(i),
+                        "interface \"" + config.interfaces[i] + "\" does not exist"});
+  return errors;
+}
+
+// One line for `ikelbd --check`: "2 virtual servers, 7 backends, 1 interface".
+std::string summary(const Config& config);
+
+}  // namespace ikelb
