@@ -199,6 +199,46 @@ struct ikelb_backend_stats {
   __u64 new_clients;    /* affinity entries created towards this backend */
 };
 
+/* Agent bookkeeping, never read by the program: kept in pinned maps so that it lives and dies
+ * with the forwarding state it describes (a restarted agent adopts both, teardown removes both).
+ * Names are NUL-padded; an all-zero entry is a free slot. */
+#define IKELB_NAME_LEN 64
+
+/* vs_meta, index vs_id: which virtual server owns the id, and its region of `maglev`
+ * (2 * table_size slots from region_base; the active half is ikelb_vs.table_base). */
+struct ikelb_vs_meta {
+  char name[IKELB_NAME_LEN];
+  __u32 region_base;
+  __u32 table_size;
+};
+
+/* Operator overrides of a backend's state (ikelbctl drain/disable). */
+enum ikelb_operator_state {
+  IKELB_OPERATOR_NONE = 0,
+  IKELB_OPERATOR_DRAIN = 1,
+  IKELB_OPERATOR_DISABLE = 2,
+  IKELB_OPERATOR_ENABLE = 3, /* active although the config says draining or disabled */
+};
+
+/* Administrative state a config file gave explicitly (0: the config said nothing). */
+enum ikelb_config_state {
+  IKELB_CONFIG_UNSET = 0,
+  IKELB_CONFIG_ACTIVE = 1,
+  IKELB_CONFIG_DRAINING = 2,
+  IKELB_CONFIG_DISABLED = 3,
+};
+
+/* backend_meta, index backend id. config_state is the one the operator state was set against:
+ * when a later config gives a different one, the config wins and the override is dropped. */
+struct ikelb_backend_meta {
+  char vs[IKELB_NAME_LEN];
+  char name[IKELB_NAME_LEN];
+  __u8 operator_state; /* enum ikelb_operator_state */
+  __u8 config_state;   /* enum ikelb_config_state */
+  __u8 healthy;        /* last probe verdict: 1 up, 0 down */
+  __u8 pad[5];
+};
+
 /* Map names as user space finds (and pins) them in the object. */
 #define IKELB_MAP_VIPS "vips"
 #define IKELB_MAP_VS "vs"
@@ -213,6 +253,8 @@ struct ikelb_backend_stats {
 #define IKELB_MAP_BACKEND_STATS "backend_stats"
 #define IKELB_MAP_OUTCOMES "outcomes"
 #define IKELB_MAP_EVENTS "events"
+#define IKELB_MAP_VS_META "vs_meta"
+#define IKELB_MAP_BACKEND_META "backend_meta"
 
 /* The Maglev index of a client: a hash of its address only (never the port), so every packet of
  * a client, fragments included, maps to one slot. Shared with C++ so tests and tools can predict
@@ -255,6 +297,8 @@ static_assert(sizeof(struct ikelb_frag_value) == 24);
 static_assert(sizeof(struct ikelb_settings) == 8);
 static_assert(sizeof(struct ikelb_traffic) == 32);
 static_assert(sizeof(struct ikelb_backend_stats) == 48);
+static_assert(sizeof(struct ikelb_vs_meta) == 72);
+static_assert(sizeof(struct ikelb_backend_meta) == 136);
 #endif
 
 #endif /* IKELB_ABI_H */

@@ -106,4 +106,19 @@ struct {
   __type(value, __u64);
 } events SEC(".maps");
 
+/* Agent bookkeeping (see ikelb_abi.h); the program never touches these. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, IKELB_MAX_VS);
+  __type(key, __u32);
+  __type(value, struct ikelb_vs_meta);
+} vs_meta SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, IKELB_MAX_BACKENDS);
+  __type(key, __u32);
+  __type(value, struct ikelb_backend_meta);
+} backend_meta SEC(".maps");
+
 #endif /* IKELB_MAPS_H */

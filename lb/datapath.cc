@@ -2,10 +2,16 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <linux/magic.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <sys/statfs.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -44,7 +50,32 @@ void Datapath::SkelDeleter::operator()(::ikelb_bpf* s) const {
   ikelb_bpf__destroy(s);
 }
 
-Datapath::Datapath(const Options& options) {
+namespace {
+
+bool exists(const std::string& path) {
+  return access(path.c_str(), F_OK) == 0;
+}
+
+bpf_map_info map_info(int fd, const std::string& what) {
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  check(bpf_obj_get_info_by_fd(fd, &info, &len), "reading map info of " + what);
+  return info;
+}
+
+struct Fd {
+  int fd = -1;
+  explicit Fd(int f) : fd(f) {}
+  ~Fd() {
+    if (fd >= 0) close(fd);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+};
+
+}  // namespace
+
+Datapath::Datapath(const Options& options) : pin_dir_(options.pin_dir) {
   int ncpus = libbpf_num_possible_cpus();
   if (ncpus <= 0) fail(-ncpus, "counting possible CPUs");
   ncpus_ = static_cast<unsigned>(ncpus);
@@ -54,11 +85,52 @@ Datapath::Datapath(const Options& options) {
   check(bpf_map__set_max_entries(skel_->maps.maglev, options.table_slots), "sizing the maglev map");
   check(bpf_map__set_max_entries(skel_->maps.affinity, options.affinity_entries),
         "sizing the affinity map");
+
+  if (!pin_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(pin_dir_, ec);
+    if (ec) fail(ec.value(), "creating pin directory " + pin_dir_);
+    struct statfs fs {};
+    if (statfs(pin_dir_.c_str(), &fs) != 0) fail(errno, "statfs " + pin_dir_);
+    if (static_cast<uint64_t>(fs.f_type) != BPF_FS_MAGIC)
+      fail(EINVAL, "pin directory " + pin_dir_ + " is not on a bpf filesystem (mount -t bpf)");
+    bpf_map* m;
+    bpf_object__for_each_map(m, skel_->obj) {
+      std::string name = bpf_map__name(m);
+      if (name.find('.') != std::string::npos) continue;  // .rodata/.bss: never pinned
+      std::string path = pin_dir_ + "/" + name;
+      if (exists(path)) {
+        Fd fd(bpf_obj_get(path.c_str()));
+        if (fd.fd < 0) fail(errno, "opening pinned map " + path);
+        bpf_map_info info = map_info(fd.fd, path);
+        if (info.type != static_cast<uint32_t>(bpf_map__type(m)) ||
+            info.key_size != bpf_map__key_size(m) || info.value_size != bpf_map__value_size(m))
+          fail(EINVAL, "pinned map " + path +
+                           " has a layout this ikelbd does not know (older or newer version); "
+                           "`ikelbctl teardown` removes it, and the affinity table with it");
+        if (info.max_entries != bpf_map__max_entries(m)) {
+          notes_.push_back("map " + name + " keeps its pinned size " +
+                           std::to_string(info.max_entries) + " (configured " +
+                           std::to_string(bpf_map__max_entries(m)) +
+                           "); a new size takes effect after a teardown");
+          check(bpf_map__set_max_entries(m, info.max_entries), "sizing " + name);
+        }
+        // Our own check above replaces libbpf's, which also compares flags the kernel adds
+        // itself (BPF_F_RDONLY_PROG on devmaps) and so would refuse a map it created.
+        check(bpf_map__reuse_fd(m, fd.fd), "adopting pinned map " + path);
+        adopted_.push_back(name);
+        continue;
+      }
+      check(bpf_map__set_pin_path(m, path.c_str()), "setting pin path " + path);
+    }
+  }
   check(ikelb_bpf__load(skel_.get()),
         "loading the ikelb BPF object (needs CAP_BPF, CAP_NET_ADMIN)");
 }
 
-Datapath::~Datapath() = default;
+Datapath::~Datapath() {
+  for (auto& [ifname, fd] : link_fds_) close(fd);
+}
 
 int Datapath::prog_fd() const {
   return bpf_program__fd(skel_->progs.ikelb_xdp);
@@ -70,15 +142,46 @@ int Datapath::map_fd(std::string_view name) const {
   return bpf_map__fd(m);
 }
 
-void Datapath::set_service(const IpAddress& vip, uint8_t proto, uint16_t port, uint32_t vs_id) {
+namespace {
+
+ikelb_vip_key vip_key(const ServiceKey& k) {
   ikelb_vip_key key{};
-  key.addr = vip.addr;
-  key.family = vip.family;
-  key.proto = proto;
-  key.port = htons(port);
+  key.addr = k.vip.addr;
+  key.family = k.vip.family;
+  key.proto = k.proto;
+  key.port = htons(k.port);
+  return key;
+}
+
+ikelb_reverse_key reverse_key(const IpAddress& a) {
+  ikelb_reverse_key key{};
+  key.addr = a.addr;
+  key.family = a.family;
+  return key;
+}
+
+std::string describe(const ServiceKey& k) {
+  return k.vip.str() + "/" + std::to_string(k.proto) + "/" + std::to_string(k.port);
+}
+
+// Deleting what is already gone is fine: the goal is its absence.
+void check_delete(int rc, const std::string& what) {
+  if (rc < 0 && errno != ENOENT) fail(errno, what);
+}
+
+}  // namespace
+
+void Datapath::set_service(const ServiceKey& k, uint32_t vs_id) {
+  auto key = vip_key(k);
   ikelb_vip_value value{.vs_id = vs_id, .pad = 0};
   check(bpf_map_update_elem(bpf_map__fd(skel_->maps.vips), &key, &value, BPF_ANY),
-        "writing service " + vip.str() + "/" + std::to_string(proto) + "/" + std::to_string(port));
+        "writing service " + describe(k));
+}
+
+void Datapath::delete_service(const ServiceKey& k) {
+  auto key = vip_key(k);
+  check_delete(bpf_map_delete_elem(bpf_map__fd(skel_->maps.vips), &key),
+               "deleting service " + describe(k));
 }
 
 void Datapath::set_virtual_server(uint32_t vs_id, const ikelb_vs& v) {
@@ -86,7 +189,19 @@ void Datapath::set_virtual_server(uint32_t vs_id, const ikelb_vs& v) {
         "writing virtual server " + std::to_string(vs_id));
 }
 
+void Datapath::delete_virtual_server(uint32_t vs_id) {
+  check_delete(bpf_map_delete_elem(bpf_map__fd(skel_->maps.vs), &vs_id),
+               "deleting virtual server " + std::to_string(vs_id));
+}
+
+uint32_t Datapath::table_capacity() const {
+  return bpf_map__max_entries(skel_->maps.maglev);
+}
+
 void Datapath::write_table(uint32_t base, std::span<const uint32_t> slots) {
+  if (uint64_t{base} + slots.size() > table_capacity())
+    fail(ENOSPC, "Maglev slots " + std::to_string(base) + "+" + std::to_string(slots.size()) +
+                     " beyond the map's " + std::to_string(table_capacity()));
   std::vector<uint32_t> keys(slots.size());
   for (size_t i = 0; i < slots.size(); i++) keys[i] = base + static_cast<uint32_t>(i);
   uint32_t count = static_cast<uint32_t>(slots.size());
@@ -101,11 +216,25 @@ void Datapath::set_backend(uint32_t id, const ikelb_backend& b) {
 }
 
 void Datapath::set_reverse(const IpAddress& backend, const ikelb_reverse_value& value) {
-  ikelb_reverse_key key{};
-  key.addr = backend.addr;
-  key.family = backend.family;
+  auto key = reverse_key(backend);
   check(bpf_map_update_elem(bpf_map__fd(skel_->maps.reverse), &key, &value, BPF_ANY),
         "writing reverse entry for " + backend.str());
+}
+
+void Datapath::delete_reverse(const IpAddress& backend) {
+  auto key = reverse_key(backend);
+  check_delete(bpf_map_delete_elem(bpf_map__fd(skel_->maps.reverse), &key),
+               "deleting reverse entry for " + backend.str());
+}
+
+void Datapath::set_vs_meta(uint32_t vs_id, const ikelb_vs_meta& meta) {
+  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.vs_meta), &vs_id, &meta, BPF_ANY),
+        "writing virtual server bookkeeping " + std::to_string(vs_id));
+}
+
+void Datapath::set_backend_meta(uint32_t id, const ikelb_backend_meta& meta) {
+  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.backend_meta), &id, &meta, BPF_ANY),
+        "writing backend bookkeeping " + std::to_string(id));
 }
 
 void Datapath::add_tx_port(uint32_t ifindex) {
@@ -117,6 +246,174 @@ void Datapath::set_settings(const ikelb_settings& s) {
   uint32_t zero = 0;
   check(bpf_map_update_elem(bpf_map__fd(skel_->maps.settings), &zero, &s, BPF_ANY),
         "writing settings");
+}
+
+namespace {
+
+// Every key of a hash map (get_next_key walk).
+template <typename Key>
+std::vector<Key> hash_keys(int fd) {
+  std::vector<Key> keys;
+  Key key{}, next{};
+  const Key* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    keys.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  return keys;
+}
+
+template <typename Value>
+std::optional<Value> lookup(int fd, const void* key) {
+  Value v{};
+  if (bpf_map_lookup_elem(fd, key, &v) != 0) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+MapSnapshot Datapath::snapshot() const {
+  MapSnapshot snap;
+  int vs_fd = bpf_map__fd(skel_->maps.vs);
+  for (uint32_t id : hash_keys<uint32_t>(vs_fd))
+    if (auto v = lookup<ikelb_vs>(vs_fd, &id)) snap.vs[id] = *v;
+  for (uint32_t id = 0; id < IKELB_MAX_VS; id++) {
+    auto m = lookup<ikelb_vs_meta>(bpf_map__fd(skel_->maps.vs_meta), &id);
+    if (m && m->name[0]) snap.vs_meta[id] = *m;
+  }
+  for (uint32_t id = 0; id < IKELB_MAX_BACKENDS; id++) {
+    auto b = lookup<ikelb_backend>(bpf_map__fd(skel_->maps.backends), &id);
+    if (b && b->state != IKELB_BACKEND_UNUSED) snap.backends[id] = *b;
+    auto m = lookup<ikelb_backend_meta>(bpf_map__fd(skel_->maps.backend_meta), &id);
+    if (m && m->name[0]) snap.backend_meta[id] = *m;
+  }
+  int vips_fd = bpf_map__fd(skel_->maps.vips);
+  for (const ikelb_vip_key& k : hash_keys<ikelb_vip_key>(vips_fd)) {
+    auto v = lookup<ikelb_vip_value>(vips_fd, &k);
+    if (!v) continue;
+    snap.services[ServiceKey{IpAddress{k.family, k.addr}, k.proto, ntohs(k.port)}] = v->vs_id;
+  }
+  for (const ikelb_reverse_key& k : hash_keys<ikelb_reverse_key>(bpf_map__fd(skel_->maps.reverse)))
+    snap.reverse.push_back(IpAddress{k.family, k.addr});
+  uint32_t zero = 0;
+  if (auto s = lookup<ikelb_settings>(bpf_map__fd(skel_->maps.settings), &zero)) snap.settings = *s;
+  return snap;
+}
+
+// --- XDP attachment -----------------------------------------------------------------------
+
+namespace {
+
+std::string prog_tag(int prog_fd) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0) return "?";
+  char hex[2 * BPF_TAG_SIZE + 1] = {};
+  for (int i = 0; i < BPF_TAG_SIZE; i++) std::snprintf(hex + 2 * i, 3, "%02x", info.tag[i]);
+  return hex;
+}
+
+uint32_t ifindex_of(const std::string& ifname) {
+  uint32_t ifindex = if_nametoindex(ifname.c_str());
+  if (!ifindex) fail(errno, "interface " + ifname);
+  return ifindex;
+}
+
+}  // namespace
+
+std::string Datapath::attach(const std::string& ifname, bool generic) {
+  uint32_t ifindex = ifindex_of(ifname);
+  std::string path = pin_dir_.empty() ? "" : pin_dir_ + "/link_" + ifname;
+  std::string ours = prog_tag(prog_fd());
+  std::string what;
+  if (!path.empty() && exists(path)) {
+    int link = bpf_obj_get(path.c_str());
+    if (link < 0) fail(errno, "opening pinned link " + path);
+    link_fds_[ifname] = link;
+    bpf_link_info info{};
+    uint32_t len = sizeof(info);
+    check(bpf_obj_get_info_by_fd(link, &info, &len), "reading link info of " + path);
+    int cur = bpf_prog_get_fd_by_id(info.prog_id);
+    std::string theirs = cur >= 0 ? prog_tag(cur) : "?";
+    if (cur >= 0) close(cur);
+    if (info.type == BPF_LINK_TYPE_XDP && info.xdp.ifindex != ifindex)
+      fail(EINVAL, "pinned link " + path + " belongs to another interface (ifindex " +
+                       std::to_string(info.xdp.ifindex) + ")");
+    if (theirs == ours) {
+      what = "adopted the XDP link on " + ifname + " (program " + ours + " unchanged)";
+    } else {
+      check(bpf_link_update(link, prog_fd(), nullptr), "replacing the program on " + ifname);
+      what =
+          "adopted the XDP link on " + ifname + " and replaced program " + theirs + " with " + ours;
+    }
+  } else {
+    LIBBPF_OPTS(bpf_link_create_opts, opts,
+                .flags = generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE);
+    int link = bpf_link_create(prog_fd(), static_cast<int>(ifindex), BPF_XDP, &opts);
+    if (link < 0)
+      fail(errno, std::string("attaching XDP (") + (generic ? "generic" : "native") + ") to " +
+                      ifname +
+                      (generic ? ""
+                               : "; set \"xdp_mode\": \"generic\" if the driver lacks "
+                                 "native XDP"));
+    link_fds_[ifname] = link;
+    if (!path.empty()) check(bpf_obj_pin(link, path.c_str()), "pinning link " + path);
+    what = std::string("attached XDP (") + (generic ? "generic" : "native") + ") to " + ifname +
+           ", program " + ours;
+  }
+  add_tx_port(ifindex);
+  return what;
+}
+
+bool Datapath::detach(const std::string& ifname) {
+  auto it = link_fds_.find(ifname);
+  bool found = it != link_fds_.end();
+  if (!pin_dir_.empty()) {
+    std::string path = pin_dir_ + "/link_" + ifname;
+    if (exists(path)) {
+      found = true;
+      if (unlink(path.c_str()) != 0) fail(errno, "removing " + path);
+    }
+  }
+  if (it != link_fds_.end()) {
+    bpf_link_detach(it->second);
+    close(it->second);
+    link_fds_.erase(it);
+  }
+  if (uint32_t ifindex = if_nametoindex(ifname.c_str()))
+    bpf_map_delete_elem(bpf_map__fd(skel_->maps.tx_ports), &ifindex);
+  return found;
+}
+
+std::vector<std::string> Datapath::attached() const {
+  std::vector<std::string> out;
+  for (const auto& [ifname, fd] : link_fds_) out.push_back(ifname);
+  return out;
+}
+
+std::vector<std::string> Datapath::teardown(const std::string& pin_dir) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(pin_dir, ec)) return removed;
+  // Links first, so nothing forwards with half of its maps gone.
+  std::vector<std::filesystem::path> links, others;
+  for (const auto& e : std::filesystem::directory_iterator(pin_dir, ec))
+    (e.path().filename().string().starts_with("link_") ? links : others).push_back(e.path());
+  for (const auto* group : {&links, &others})
+    for (const auto& p : *group) {
+      if (group == &links) {
+        int link = bpf_obj_get(p.c_str());
+        if (link >= 0) {
+          bpf_link_detach(link);
+          close(link);
+        }
+      }
+      if (unlink(p.c_str()) != 0) fail(errno, "removing " + p.string());
+      removed.push_back(p.filename().string());
+    }
+  if (rmdir(pin_dir.c_str()) != 0 && errno != ENOENT) fail(errno, "removing " + pin_dir);
+  return removed;
 }
 
 static ikelb_affinity_key affinity_key(uint32_t vs_id, const IpAddress& client) {
@@ -187,6 +484,30 @@ ikelb_traffic Datapath::vs_traffic(uint32_t vs_id) const {
 
 ikelb_backend_stats Datapath::backend_stats(uint32_t id) const {
   return sum_percpu<ikelb_backend_stats>(bpf_map__fd(skel_->maps.backend_stats), id);
+}
+
+uint32_t Datapath::affinity_capacity() const {
+  return bpf_map__max_entries(skel_->maps.affinity);
+}
+
+bool Datapath::scan_affinity(AffinityCursor& cursor, uint32_t max,
+                             const std::function<void(const ikelb_affinity_key&,
+                                                      const ikelb_affinity_value&)>& visit) const {
+  // Hash-map batches are whole buckets; the token is the next bucket index (a u32).
+  std::vector<ikelb_affinity_key> keys(max);
+  std::vector<ikelb_affinity_value> values(max);
+  cursor.token.resize(8);
+  uint32_t count = max;
+  std::vector<uint8_t> out(8);
+  int rc = bpf_map_lookup_batch(bpf_map__fd(skel_->maps.affinity),
+                                cursor.started ? cursor.token.data() : nullptr, out.data(),
+                                keys.data(), values.data(), &count, nullptr);
+  int err = rc < 0 ? errno : 0;
+  if (rc < 0 && err != ENOENT) fail(err, "walking the affinity map");
+  for (uint32_t i = 0; i < count; i++) visit(keys[i], values[i]);
+  cursor.token = out;
+  cursor.started = true;
+  return err != ENOENT;
 }
 
 }  // namespace ikelb

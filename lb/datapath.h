@@ -1,48 +1,90 @@
-// RAII owner of the loaded XDP object (bpftool skeleton) with typed access to its maps. Setup and
-// map writes throw std::system_error carrying errno and what was being done.
+// RAII owner of the loaded XDP object (bpftool skeleton) with typed access to its maps, pinning
+// and XDP attachment. Setup and map writes throw std::system_error carrying errno and what was
+// being done.
+//
+// With a pin directory, every map is pinned there by name and a map already pinned there is
+// adopted instead of created (its contents, the affinity table included, survive). XDP links are
+// pinned as link_<ifname>: an existing one is adopted and its program replaced atomically when
+// the object changed. Nothing is detached or unpinned when a Datapath is destroyed; only
+// teardown() does that.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "address.h"
 #include "ikelb_abi.h"
+#include "map_writer.h"
 
 struct ikelb_bpf;  // the skeleton (ikelb.skel.h)
+struct bpf_link;
 
 namespace ikelb {
 
 std::string_view outcome_name(uint32_t outcome);  // metric label, "" if out of range
 std::string_view event_name(uint32_t event);
 
-class Datapath {
+class Datapath : public MapWriter {
  public:
   struct Options {
     uint32_t table_slots = IKELB_DEFAULT_TABLE_SLOTS;
     uint32_t affinity_entries = IKELB_DEFAULT_AFFINITY_ENTRIES;
+    std::string pin_dir;  // "" = nothing pinned (tests)
   };
 
   Datapath() : Datapath(Options{}) {}
   explicit Datapath(const Options& options);  // opens and loads; needs CAP_BPF
-  ~Datapath();
+  ~Datapath() override;
   Datapath(const Datapath&) = delete;
   Datapath& operator=(const Datapath&) = delete;
+
+  // Maps found pinned and adopted (empty when everything was created fresh).
+  const std::vector<std::string>& adopted_maps() const { return adopted_; }
+  // Notes for the log, e.g. a configured size that cannot apply to an adopted map.
+  const std::vector<std::string>& notes() const { return notes_; }
 
   int prog_fd() const;
   int map_fd(std::string_view name) const;  // IKELB_MAP_*; throws if unknown
 
-  // Control-plane writes. `port` is in host order; 0 is the protocol-wide entry (see ABI).
-  void set_service(const IpAddress& vip, uint8_t proto, uint16_t port, uint32_t vs_id);
-  void set_virtual_server(uint32_t vs_id, const ikelb_vs& vs);
-  void write_table(uint32_t base, std::span<const uint32_t> slots);
-  void set_backend(uint32_t id, const ikelb_backend& backend);
-  void set_reverse(const IpAddress& backend, const ikelb_reverse_value& value);
+  // Attaches the program to an interface (native XDP, or generic/skb mode), adopting a pinned
+  // link if there is one. Returns what was done, for the log. Adds the port to tx_ports.
+  std::string attach(const std::string& ifname, bool generic);
+  // Detaches from an interface and removes its pinned link. Returns false if not attached.
+  bool detach(const std::string& ifname);
+  std::vector<std::string> attached() const;  // interface names
+
+  // Detaches every pinned link and removes every pin under `pin_dir`, then the directory.
+  // Returns what was removed. Works without a loaded object.
+  static std::vector<std::string> teardown(const std::string& pin_dir);
+
+  // MapWriter.
+  uint32_t table_capacity() const override;
+  MapSnapshot snapshot() const override;
+  void set_service(const ServiceKey& key, uint32_t vs_id) override;
+  void delete_service(const ServiceKey& key) override;
+  void set_virtual_server(uint32_t vs_id, const ikelb_vs& vs) override;
+  void delete_virtual_server(uint32_t vs_id) override;
+  void write_table(uint32_t base, std::span<const uint32_t> slots) override;
+  void set_backend(uint32_t id, const ikelb_backend& backend) override;
+  void set_reverse(const IpAddress& backend, const ikelb_reverse_value& value) override;
+  void delete_reverse(const IpAddress& backend) override;
+  void set_settings(const ikelb_settings& settings) override;
+  void set_vs_meta(uint32_t vs_id, const ikelb_vs_meta& meta) override;
+  void set_backend_meta(uint32_t id, const ikelb_backend_meta& meta) override;
+
+  // Convenience for tests: `port` in host order.
+  void set_service(const IpAddress& vip, uint8_t proto, uint16_t port, uint32_t vs_id) {
+    set_service(ServiceKey{vip, proto, port}, vs_id);
+  }
   void add_tx_port(uint32_t ifindex);
-  void set_settings(const ikelb_settings& settings);
   void set_affinity(uint32_t vs_id, const IpAddress& client, const ikelb_affinity_value& value);
 
   // Reads; per-CPU counters are summed.
@@ -52,6 +94,18 @@ class Datapath {
   ikelb_backend_stats backend_stats(uint32_t id) const;
   std::optional<ikelb_affinity_value> affinity(uint32_t vs_id, const IpAddress& client) const;
   std::optional<ikelb_backend> backend(uint32_t id) const;
+  uint32_t affinity_capacity() const;
+
+  // One step of a walk over the affinity map: visits up to `max` entries after `cursor` (empty
+  // to start) and returns false once the walk is complete. Never holds the map for long, so the
+  // agent can interleave other work between steps.
+  struct AffinityCursor {
+    std::vector<uint8_t> token;
+    bool started = false;
+  };
+  bool scan_affinity(AffinityCursor& cursor, uint32_t max,
+                     const std::function<void(const ikelb_affinity_key&,
+                                              const ikelb_affinity_value&)>& visit) const;
 
  private:
   template <typename T>
@@ -62,6 +116,9 @@ class Datapath {
   };
   std::unique_ptr<::ikelb_bpf, SkelDeleter> skel_;
   unsigned ncpus_ = 0;
+  std::string pin_dir_;
+  std::vector<std::string> adopted_, notes_;
+  std::map<std::string, int> link_fds_;  // ifname -> link fd (owned)
 };
 
 }  // namespace ikelb

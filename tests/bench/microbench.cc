@@ -66,7 +66,9 @@ struct SkelDeleter {
 
 int run(uint32_t repeat) {
   Sandbox sandbox = Sandbox::create();
-  Datapath dp(Datapath::Options{.table_slots = 2 * kTableSize});
+  Datapath dp(Datapath::Options{.table_slots = 2 * kTableSize,
+                               .affinity_entries = IKELB_DEFAULT_AFFINITY_ENTRIES,
+                               .pin_dir = ""});
   Testbed bed(dp, sandbox);
 
   std::unique_ptr<ikelb_microbench_bpf, SkelDeleter> skel(ikelb_microbench_bpf__open());

@@ -618,7 +618,7 @@ TEST_P(DatapathTest, Fixture) {
   const Case& c = GetParam();
   SCOPED_TRACE(c.description);
   Sandbox sandbox = Sandbox::create();
-  Datapath dp(Datapath::Options{.table_slots = 2 * kTableSize, .affinity_entries = 65536});
+  Datapath dp(Datapath::Options{.table_slots = 2 * kTableSize, .affinity_entries = 65536, .pin_dir = ""});
   Testbed bed(dp, sandbox);
   Env env{dp, bed};
   if (c.setup) c.setup(env);

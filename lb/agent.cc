@@ -1,0 +1,299 @@
+#include "agent.h"
+
+#include <net/if.h>
+
+#include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "admin_api.h"
+#include "admin_http.h"
+#include "controller.h"
+#include "datapath.h"
+#include "log.h"
+
+namespace ikelb {
+namespace {
+
+namespace asio = boost::asio;
+
+// Maglev map size: room for every virtual server's two halves twice over, so a reload can
+// move tables to fresh regions (a size change) without a teardown.
+uint32_t table_slots_for(const Config& config) {
+  uint64_t need = 0;
+  for (const auto& vs : config.virtual_servers) need += 2ull * vs.maglev_table_size;
+  return static_cast<uint32_t>(std::max<uint64_t>(IKELB_DEFAULT_TABLE_SLOTS, 2 * need));
+}
+
+uint64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+std::string read_token(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read admin token file " + path);
+  std::string token;
+  std::getline(in, token);
+  if (token.empty()) throw std::runtime_error("admin token file " + path + " is empty");
+  return token;
+}
+
+std::string join(const std::vector<std::string>& v, const std::string& sep) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
+  return out;
+}
+
+class Agent {
+ public:
+  Agent(const AgentOptions& options, Config config)
+      : options_(options),
+        config_(std::move(config)),
+        signals_(io_, SIGINT, SIGTERM, SIGHUP),
+        scan_timer_(io_) {}
+
+  int run() {
+    LogLevel level;
+    if (parse_log_level(config_.log_level, level)) set_log_level(level);
+    auto missing = check_interfaces(
+        config_, [](const std::string& n) { return if_nametoindex(n.c_str()) != 0; });
+    if (!missing.empty()) {
+      for (const auto& e : missing) log_error(e.str());
+      return 1;
+    }
+
+    datapath_ = std::make_unique<Datapath>(
+        Datapath::Options{.table_slots = table_slots_for(config_),
+                          .affinity_entries = config_.affinity_max_entries,
+                          .pin_dir = config_.bpffs});
+    for (const auto& note : datapath_->notes()) log_warning(note);
+    adopted_ = !datapath_->adopted_maps().empty();
+    controller_ = std::make_unique<Controller>(*datapath_, clock_);
+    if (std::string adopted = controller_->adopt(); !adopted.empty()) log_info(adopted);
+    if (auto errors = controller_->apply(config_); !errors.empty()) {
+      for (const auto& e : errors) log_error(e);
+      return 1;
+    }
+    sync_interfaces();
+    record_reload(true, {});
+
+    AdminServerOptions admin;
+    admin.unix_path = config_.admin_socket;
+    if (config_.admin_tcp_listen) {
+      admin.tcp_listen = config_.admin_tcp_listen;
+      admin.bearer_token = read_token(*config_.admin_token_file);
+    }
+    server_ = std::make_unique<AdminServer>(io_, admin, [this](const AdminRequest& r) {
+      return route_admin(r, *controller_, hooks());
+    });
+    server_->start();
+    log_info("ready: " + summary(config_) + ", admin socket " + config_.admin_socket +
+             (adopted_ ? ", pinned state adopted" : ""));
+
+    wait_signal();
+    schedule_scan(std::chrono::milliseconds(0));
+    io_.run();
+    return exit_code_;
+  }
+
+ private:
+  ApiHooks hooks() {
+    ApiHooks h;
+    h.status = [this] { return status(); };
+    h.reload = [this] { return reload("admin API"); };
+    h.teardown = [this] { return teardown(); };
+    h.operator_done = [](const std::string& what) { log_info("operator: " + what); };
+    return h;
+  }
+
+  nlohmann::json status() {
+    nlohmann::json ifs = nlohmann::json::array();
+    for (const auto& name : datapath_->attached())
+      ifs.push_back(
+          {{"name", name}, {"mode", config_.xdp_mode == XdpMode::kGeneric ? "generic" : "native"}});
+    return {{"version", IKELB_VERSION},
+            {"config", options_.config_path},
+            {"pin_dir", config_.bpffs},
+            {"adopted", adopted_},
+            {"started", rfc3339(started_)},
+            {"interfaces", ifs},
+            {"affinity",
+             {{"capacity", datapath_->affinity_capacity()},
+              {"entries", affinity_entries_ ? nlohmann::json(*affinity_entries_) : nullptr},
+              {"idle_timeout_s", config_.affinity_idle_timeout_s}}},
+            {"last_reload",
+             {{"time", rfc3339(last_reload_)}, {"ok", last_reload_ok_}, {"errors", last_errors_}}}};
+  }
+
+  void record_reload(bool ok, std::vector<std::string> errors) {
+    last_reload_ = clock_.now();
+    last_reload_ok_ = ok;
+    last_errors_ = std::move(errors);
+  }
+
+  // Attaches to configured interfaces, detaches from ones the config no longer names.
+  void sync_interfaces() {
+    bool generic = config_.xdp_mode == XdpMode::kGeneric;
+    auto attached = datapath_->attached();
+    for (const auto& ifname : config_.interfaces)
+      if (std::find(attached.begin(), attached.end(), ifname) == attached.end())
+        log_info(datapath_->attach(ifname, generic));
+    std::set<std::string> wanted(config_.interfaces.begin(), config_.interfaces.end());
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(config_.bpffs, ec)) {
+      std::string f = e.path().filename().string();
+      if (f.starts_with("link_") && !wanted.count(f.substr(5))) {
+        datapath_->detach(f.substr(5));
+        log_info("detached XDP from " + f.substr(5) + ": no longer in the config");
+      }
+    }
+  }
+
+  std::vector<std::string> reload(const std::string& why) {
+    ConfigResult result = parse_config_file(options_.config_path);
+    std::vector<std::string> errors;
+    for (const auto& e : result.errors) errors.push_back(e.str());
+    if (result.config) {
+      for (const auto& e : check_interfaces(
+               *result.config, [](const std::string& n) { return if_nametoindex(n.c_str()) != 0; }))
+        errors.push_back(e.str());
+      if (result.config->bpffs != config_.bpffs)
+        errors.push_back("/bpffs: the pin directory cannot change while running (restart)");
+      if (result.config->admin_socket != config_.admin_socket)
+        errors.push_back("/admin/socket: the admin socket cannot change while running (restart)");
+    }
+    if (errors.empty()) errors = controller_->apply(*result.config);
+    if (!errors.empty()) {
+      log_error("reload (" + why + ") rejected, nothing changed: " + join(errors, "; "));
+      record_reload(false, errors);
+      return errors;
+    }
+    config_ = *result.config;
+    LogLevel level;
+    if (parse_log_level(config_.log_level, level)) set_log_level(level);
+    if (config_.affinity_max_entries != datapath_->affinity_capacity())
+      log_warning("affinity.max_entries " + std::to_string(config_.affinity_max_entries) +
+                  " takes effect after a teardown; the map keeps " +
+                  std::to_string(datapath_->affinity_capacity()));
+    sync_interfaces();
+    record_reload(true, {});
+    log_info("reloaded (" + why + "): " + summary(config_));
+    return {};
+  }
+
+  std::string teardown() {
+    // After the reply is written: detach, unpin, stop.
+    asio::post(io_, [this] {
+      try {
+        auto removed = Datapath::teardown(config_.bpffs);
+        log_info("teardown: detached and unpinned " + std::to_string(removed.size()) +
+                 " objects under " + config_.bpffs);
+      } catch (const std::exception& e) {
+        log_error(std::string("teardown: ") + e.what());
+        exit_code_ = 1;
+      }
+      stop();
+    });
+    return "tearing down: XDP detached and pins under " + config_.bpffs + " removed";
+  }
+
+  void stop() {
+    signals_.cancel();
+    scan_timer_.cancel();
+    if (server_) server_->stop();
+    io_.stop();
+  }
+
+  void wait_signal() {
+    signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        reload("SIGHUP");
+        wait_signal();
+        return;
+      }
+      log_info(std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
+               "; XDP stays attached and forwarding (ikelbctl teardown removes it)");
+      stop();
+    });
+  }
+
+  // Walks the affinity map a batch at a time, yielding to the loop between batches, and hands
+  // the live pinned-client counts per backend to the controller at the end of each walk.
+  void schedule_scan(std::chrono::milliseconds delay) {
+    scan_timer_.expires_after(delay);
+    scan_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      cursor_ = {};
+      counts_.clear();
+      entries_ = 0;
+      scan_step();
+    });
+  }
+
+  void scan_step() {
+    const uint64_t now = monotonic_ns(), idle = controller_->affinity_idle_ns();
+    bool more = false;
+    try {
+      more = datapath_->scan_affinity(
+          cursor_, 4096, [&](const ikelb_affinity_key&, const ikelb_affinity_value& v) {
+            entries_++;
+            if (idle == 0 || now - v.last_seen_ns <= idle) counts_[v.backend_id]++;
+          });
+    } catch (const std::exception& e) {
+      log_warning(std::string("affinity scan: ") + e.what());
+      schedule_scan(options_.scan_interval);
+      return;
+    }
+    if (more) {
+      asio::post(io_, [this] { scan_step(); });
+      return;
+    }
+    affinity_entries_ = entries_;
+    controller_->set_pinned_counts(counts_);
+    schedule_scan(options_.scan_interval);
+  }
+
+  AgentOptions options_;
+  Config config_;
+  asio::io_context io_;
+  asio::signal_set signals_;
+  asio::steady_timer scan_timer_;
+  SystemClock clock_;
+  std::unique_ptr<Datapath> datapath_;
+  std::unique_ptr<Controller> controller_;
+  std::unique_ptr<AdminServer> server_;
+  bool adopted_ = false;
+  int exit_code_ = 0;
+  std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
+  std::chrono::system_clock::time_point last_reload_{};
+  bool last_reload_ok_ = false;
+  std::vector<std::string> last_errors_;
+  Datapath::AffinityCursor cursor_;
+  std::map<uint32_t, uint64_t> counts_;
+  uint64_t entries_ = 0;
+  std::optional<uint64_t> affinity_entries_;
+};
+
+}  // namespace
+
+int run_agent(const AgentOptions& options) {
+  ConfigResult result = parse_config_file(options.config_path);
+  if (!result.config) {
+    for (const auto& e : result.errors) log_error(e.str());
+    return 2;
+  }
+  Agent agent(options, *result.config);
+  return agent.run();
+}
+
+}  // namespace ikelb

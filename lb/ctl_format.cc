@@ -1,0 +1,71 @@
+#include "ctl_format.h"
+
+#include <algorithm>
+
+namespace ikelb {
+namespace {
+
+std::string text(const nlohmann::json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key) || j[key].is_null()) return "-";
+  const auto& v = j[key];
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+}  // namespace
+
+std::string format_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (const auto& row : rows)
+    for (size_t i = 0; i < row.size(); i++) {
+      if (width.size() <= i) width.push_back(0);
+      width[i] = std::max(width[i], row[i].size());
+    }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); i++) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string format_status(const nlohmann::json& s) {
+  std::string out = "ikelbd " + text(s, "version") + ", started " + text(s, "started") +
+                    ", config " + text(s, "config") +
+                    (s.value("adopted", false) ? " (pinned state adopted)" : "") + "\n";
+  std::string ifs;
+  for (const auto& i : s.value("interfaces", nlohmann::json::array()))
+    ifs += (ifs.empty() ? "" : ", ") + text(i, "name") + " (" + text(i, "mode") + ")";
+  out += "interfaces: " + (ifs.empty() ? std::string("none") : ifs) + "\n";
+  const auto& a = s.value("affinity", nlohmann::json::object());
+  out += "affinity: " + text(a, "entries") + " of " + text(a, "capacity") +
+         " entries, idle timeout " + text(a, "idle_timeout_s") + " s\n";
+  const auto& r = s.value("last_reload", nlohmann::json::object());
+  out += "last reload: " + text(r, "time") + (r.value("ok", false) ? " ok" : " REJECTED") + "\n";
+  for (const auto& e : r.value("errors", nlohmann::json::array()))
+    out += "  " + e.get<std::string>() + "\n";
+  std::vector<std::vector<std::string>> rows = {
+      {"VIRTUAL SERVER", "ADDRESS", "BACKENDS", "IN TABLE", "TABLE SIZE"}};
+  for (const auto& v : s.value("virtual_servers", nlohmann::json::array()))
+    rows.push_back({text(v, "name"), text(v, "address"), text(v, "backends"), text(v, "in_table"),
+                    text(v, "table_size")});
+  return out + "\n" + format_table(rows);
+}
+
+std::string format_backends(const nlohmann::json& b) {
+  std::vector<std::vector<std::string>> rows = {
+      {"VIRTUAL SERVER", "BACKEND", "ADDRESS", "WEIGHT", "STATE", "CLIENTS", "LAST CHANGE"}};
+  for (const auto& e : b.value("backends", nlohmann::json::array())) {
+    std::string change = text(e, "last_change");
+    if (std::string cause = text(e, "last_cause"); cause != "-" && !cause.empty())
+      change += " (" + cause + ")";
+    rows.push_back({text(e, "virtual_server"), text(e, "name"), text(e, "address"),
+                    text(e, "weight"), text(e, "detail"), text(e, "pinned_clients"), change});
+  }
+  return format_table(rows);
+}
+
+}  // namespace ikelb

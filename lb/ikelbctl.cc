@@ -1,0 +1,92 @@
+// ikelbctl: the ikelbd admin CLI (HTTP/JSON over the agent's unix socket).
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "admin_http.h"
+#include "ctl_format.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: ikelbctl [--socket PATH] [--json] COMMAND\n"
+    "commands:\n"
+    "  status              agent, interfaces, virtual servers, affinity table\n"
+    "  backends            every backend: state, pinned clients, last change\n"
+    "  drain NAME          no new clients; pinned clients stay (NAME or VS/NAME)\n"
+    "  undrain NAME        take new clients again\n"
+    "  disable NAME        no traffic at all; pinned clients move to other backends\n"
+    "  enable NAME         undo disable\n"
+    "  reload              re-read the config file (rejected configs change nothing)\n"
+    "  teardown            detach XDP, remove all pinned state (affinity too), stop ikelbd\n"
+    "exit status: 0 ok, 1 refused by ikelbd, 2 usage, 3 ikelbd unreachable\n";
+
+int usage(const std::string& why) {
+  if (!why.empty()) std::fprintf(stderr, "ikelbctl: %s\n", why.c_str());
+  std::fputs(kUsage, stderr);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string socket = "/run/ikelb/ikelb.sock";
+  bool json = false;
+  std::vector<std::string> words;
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--socket" && i + 1 < argc)
+      socket = argv[++i];
+    else if (a.starts_with("--socket="))
+      socket = a.substr(9);
+    else if (a == "--json")
+      json = true;
+    else if (a == "-h" || a == "--help")
+      return usage(""), 0;
+    else if (a.starts_with("--"))
+      return usage("unknown option " + a);
+    else
+      words.push_back(a);
+  }
+  if (words.empty()) return usage("no command");
+  const std::string& cmd = words[0];
+  std::string method = "GET", target;
+  if ((cmd == "status" || cmd == "backends") && words.size() == 1) {
+    target = "/v1/" + cmd;
+  } else if ((cmd == "reload" || cmd == "teardown") && words.size() == 1) {
+    method = "POST";
+    target = "/v1/" + cmd;
+  } else if ((cmd == "drain" || cmd == "undrain" || cmd == "disable" || cmd == "enable") &&
+             words.size() == 2) {
+    method = "POST";
+    target = "/v1/backends/" + words[1] + "/" + cmd;
+  } else {
+    return usage("bad command line");
+  }
+
+  ikelb::AdminReply reply;
+  try {
+    reply = ikelb::admin_call(socket, method, target);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ikelbctl: %s\n", e.what());
+    return 3;
+  }
+  if (json) {
+    std::printf("%s\n", reply.body.dump(2).c_str());
+    return reply.status < 300 ? 0 : 1;
+  }
+  if (reply.status >= 300) {
+    std::fprintf(stderr, "ikelbctl: %s\n", reply.body.value("error", std::string("error")).c_str());
+    for (const auto& e : reply.body.value("errors", nlohmann::json::array()))
+      std::fprintf(stderr, "  %s\n", e.get<std::string>().c_str());
+    return 1;
+  }
+  if (cmd == "status")
+    std::fputs(ikelb::format_status(reply.body).c_str(), stdout);
+  else if (cmd == "backends")
+    std::fputs(ikelb::format_backends(reply.body).c_str(), stdout);
+  else
+    std::printf("%s\n", reply.body.value("result", std::string("ok")).c_str());
+  return 0;
+}

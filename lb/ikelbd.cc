@@ -1,0 +1,84 @@
+// ikelbd: the ikelb agent.
+//   ikelbd --config FILE            run (attach, adopt pinned state, serve the admin API)
+//   ikelbd --config FILE --check    validate FILE: every error with its JSON path, or a summary
+//   ikelbd --config FILE --teardown detach XDP and remove every pin (the agent must be stopped)
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "admin_http.h"
+#include "agent.h"
+#include "config.h"
+#include "datapath.h"
+#include "log.h"
+
+namespace {
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: ikelbd --config FILE [--check | --teardown]\n"
+               "  --check     validate the config and exit (0 valid, 2 invalid)\n"
+               "  --teardown  detach XDP from every interface and remove the pinned state\n"
+               "              (affinity included); use `ikelbctl teardown` while ikelbd runs\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check = false, teardown = false;
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (a.starts_with("--config=")) {
+      config_path = a.substr(9);
+    } else if (a == "--check") {
+      check = true;
+    } else if (a == "--teardown") {
+      teardown = true;
+    } else if (a == "--version") {
+      std::printf("ikelbd %s\n", IKELB_VERSION);
+      return 0;
+    } else {
+      std::fprintf(stderr, "ikelbd: unknown argument \"%s\"\n", a.c_str());
+      return usage();
+    }
+  }
+  if (config_path.empty() || (check && teardown)) return usage();
+
+  ikelb::ConfigResult result = ikelb::parse_config_file(config_path);
+  if (!result.config) {
+    for (const auto& e : result.errors)
+      std::fprintf(stderr, "%s: %s\n", config_path.c_str(), e.str().c_str());
+    std::fprintf(stderr, "%s: %zu error%s\n", config_path.c_str(), result.errors.size(),
+                 result.errors.size() == 1 ? "" : "s");
+    return 2;
+  }
+  if (check) {
+    std::printf("%s: ok: %s\n", config_path.c_str(), ikelb::summary(*result.config).c_str());
+    return 0;
+  }
+  try {
+    if (teardown) {
+      try {
+        ikelb::admin_call(result.config->admin_socket, "GET", "/v1/status", nullptr,
+                          std::chrono::seconds(2));
+        std::fprintf(stderr, "ikelbd: an agent is running on %s; use `ikelbctl teardown`\n",
+                     result.config->admin_socket.c_str());
+        return 1;
+      } catch (const std::exception&) {
+        // Nobody answers: safe to tear down here.
+      }
+      auto removed = ikelb::Datapath::teardown(result.config->bpffs);
+      std::printf("removed %zu pinned objects under %s\n", removed.size(),
+                  result.config->bpffs.c_str());
+      return 0;
+    }
+    return ikelb::run_agent({.config_path = config_path});
+  } catch (const std::exception& e) {
+    ikelb::log_error(e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,131 @@
+// Pinned state: a second Datapath on the same pin directory adopts the maps (affinity included)
+// and the XDP link instead of recreating them; teardown detaches and removes everything.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <gtest/gtest.h>
+#include <net/if.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "datapath.h"
+#include "sandbox.h"
+
+namespace ikelb::test {
+namespace {
+
+// A private bpffs mount, removed even when the test fails.
+struct BpffsMount {
+  std::string dir;
+  BpffsMount() {
+    char tmpl[] = "/tmp/ikelb-pin-XXXXXX";
+    if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp");
+    dir = tmpl;
+    if (mount("bpf", dir.c_str(), "bpf", 0, nullptr) != 0)
+      throw std::system_error(errno, std::generic_category(), "mount bpffs");
+  }
+  ~BpffsMount() {
+    umount2(dir.c_str(), MNT_DETACH);
+    rmdir(dir.c_str());
+  }
+};
+
+uint32_t xdp_prog_id(const char* ifname) {
+  uint32_t id = 0;
+  bpf_xdp_query_id(static_cast<int>(if_nametoindex(ifname)), 0, &id);
+  return id;
+}
+
+Datapath::Options pinned(const std::string& dir) {
+  return {.table_slots = IKELB_DEFAULT_TABLE_SLOTS, .affinity_entries = 4096, .pin_dir = dir};
+}
+
+TEST(Pinning, RestartAdoptsMapsAndLinkThenTeardownRemovesThem) {
+  [[maybe_unused]] Sandbox sandbox = Sandbox::create();
+  BpffsMount fs;
+  const std::string pins = fs.dir + "/ikelb";
+  const IpAddress client = IpAddress::must_parse("100.64.0.7");
+  uint32_t first_prog = 0;
+  {
+    Datapath dp(pinned(pins));
+    EXPECT_TRUE(dp.adopted_maps().empty());
+    std::string what = dp.attach("gw0", false);
+    EXPECT_TRUE(what.starts_with("attached XDP (native) to gw0, program ")) << what;
+    dp.set_affinity(3, client, {.backend_id = 42, .pad = 0, .last_seen_ns = 1});
+    first_prog = xdp_prog_id("gw0");
+    ASSERT_NE(first_prog, 0u);
+  }
+  // The first "agent" is gone; its pins keep the program attached.
+  EXPECT_EQ(xdp_prog_id("gw0"), first_prog);
+  EXPECT_TRUE(std::filesystem::exists(pins + "/link_gw0"));
+  {
+    Datapath dp(pinned(pins));
+    EXPECT_EQ(dp.adopted_maps().size(), 15u);
+    auto a = dp.affinity(3, client);
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->backend_id, 42u);
+    std::string what = dp.attach("gw0", false);
+    EXPECT_TRUE(what.starts_with("adopted the XDP link on gw0")) << what;
+    EXPECT_NE(xdp_prog_id("gw0"), 0u);
+  }
+  auto removed = Datapath::teardown(pins);
+  EXPECT_EQ(removed.size(), 16u);  // 15 maps and one link
+  EXPECT_EQ(xdp_prog_id("gw0"), 0u);
+  EXPECT_FALSE(std::filesystem::exists(pins));
+  {
+    Datapath fresh(pinned(pins));
+    EXPECT_TRUE(fresh.adopted_maps().empty());
+    EXPECT_FALSE(fresh.affinity(3, client));
+  }
+  Datapath::teardown(pins);
+}
+
+TEST(Pinning, AChangedProgramIsReplacedInTheAdoptedLink) {
+  [[maybe_unused]] Sandbox sandbox = Sandbox::create();
+  BpffsMount fs;
+  const std::string pins = fs.dir + "/ikelb";
+  {
+    Datapath dp(pinned(pins));
+    dp.attach("gw0", false);
+  }
+  // Stand-in for the previous version's program: XDP_PASS, swapped into the pinned link.
+  bpf_insn insns[2] = {};
+  insns[0].code = 0xb7;  // r0 = XDP_PASS
+  insns[0].imm = XDP_PASS;
+  insns[1].code = 0x95;  // exit
+  LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_XDP);
+  int old_prog = bpf_prog_load(BPF_PROG_TYPE_XDP, "old", "GPL", insns, 2, &opts);
+  ASSERT_GE(old_prog, 0);
+  int link = bpf_obj_get((pins + "/link_gw0").c_str());
+  ASSERT_GE(link, 0);
+  ASSERT_EQ(bpf_link_update(link, old_prog, nullptr), 0);
+  uint32_t old_id = xdp_prog_id("gw0");
+  {
+    Datapath dp(pinned(pins));
+    std::string what = dp.attach("gw0", false);
+    EXPECT_NE(what.find("and replaced program"), std::string::npos) << what;
+    EXPECT_NE(xdp_prog_id("gw0"), old_id);
+  }
+  close(link);
+  close(old_prog);
+  Datapath::teardown(pins);
+  EXPECT_EQ(xdp_prog_id("gw0"), 0u);
+}
+
+TEST(Pinning, RefusesADirectoryOutsideBpffs) {
+  [[maybe_unused]] Sandbox sandbox = Sandbox::create();
+  char tmpl[] = "/tmp/ikelb-notbpf-XXXXXX";
+  ASSERT_TRUE(mkdtemp(tmpl));
+  try {
+    Datapath dp(pinned(std::string(tmpl) + "/ikelb"));
+    ADD_FAILURE() << "accepted a pin directory on tmpfs";
+  } catch (const std::system_error& e) {
+    EXPECT_NE(std::string(e.what()).find("is not on a bpf filesystem"), std::string::npos)
+        << e.what();
+  }
+  std::filesystem::remove_all(tmpl);
+}
+
+}  // namespace
+}  // namespace ikelb::test

@@ -1,0 +1,92 @@
+// In-memory stand-ins for the data path's maps and for the clock, for control-logic tests.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "controller.h"
+#include "map_writer.h"
+
+namespace ikelb::test {
+
+class FakeClock : public Clock {
+ public:
+  std::chrono::system_clock::time_point now() const override { return t; }
+  std::chrono::system_clock::time_point t{std::chrono::seconds(1'700'000'000)};
+};
+
+// In-memory maps with an operation log ("table@<base>", "vs<id>@<base>", ...).
+class FakeMaps : public MapWriter {
+ public:
+  explicit FakeMaps(uint32_t capacity = 4 * 65537) : slots(capacity, IKELB_NO_BACKEND) {}
+
+  uint32_t table_capacity() const override { return static_cast<uint32_t>(slots.size()); }
+  MapSnapshot snapshot() const override {
+    MapSnapshot s;
+    s.vs = vs;
+    for (const auto& [id, m] : vs_meta)
+      if (m.name[0]) s.vs_meta[id] = m;
+    for (const auto& [id, b] : backends)
+      if (b.state != IKELB_BACKEND_UNUSED) s.backends[id] = b;
+    for (const auto& [id, m] : backend_meta)
+      if (m.name[0]) s.backend_meta[id] = m;
+    s.services = services;
+    for (const auto& [a, v] : reverse) s.reverse.push_back(a);
+    s.settings = settings;
+    return s;
+  }
+  void set_service(const ServiceKey& k, uint32_t id) override { services[k] = id; }
+  void delete_service(const ServiceKey& k) override {
+    services.erase(k);
+    ops.push_back("-service");
+  }
+  void set_virtual_server(uint32_t id, const ikelb_vs& v) override {
+    vs[id] = v;
+    ops.push_back("vs" + std::to_string(id) + "@" + std::to_string(v.table_base));
+  }
+  void delete_virtual_server(uint32_t id) override {
+    vs.erase(id);
+    ops.push_back("-vs" + std::to_string(id));
+  }
+  void write_table(uint32_t base, std::span<const uint32_t> t) override {
+    std::copy(t.begin(), t.end(), slots.begin() + base);
+    ops.push_back("table@" + std::to_string(base));
+  }
+  void set_backend(uint32_t id, const ikelb_backend& b) override { backends[id] = b; }
+  void set_reverse(const IpAddress& a, const ikelb_reverse_value& v) override {
+    reverse.erase(
+        std::remove_if(reverse.begin(), reverse.end(), [&](auto& e) { return e.first == a; }),
+        reverse.end());
+    reverse.push_back({a, v});
+  }
+  void delete_reverse(const IpAddress& a) override {
+    reverse.erase(
+        std::remove_if(reverse.begin(), reverse.end(), [&](auto& e) { return e.first == a; }),
+        reverse.end());
+  }
+  void set_settings(const ikelb_settings& s) override { settings = s; }
+  void set_vs_meta(uint32_t id, const ikelb_vs_meta& m) override { vs_meta[id] = m; }
+  void set_backend_meta(uint32_t id, const ikelb_backend_meta& m) override { backend_meta[id] = m; }
+
+  // The active table of a virtual server, as the data path would read it.
+  std::vector<uint32_t> table(uint32_t vs_id) const {
+    const ikelb_vs& v = vs.at(vs_id);
+    return {slots.begin() + v.table_base, slots.begin() + v.table_base + v.table_size};
+  }
+  uint8_t state(uint32_t id) const { return backends.at(id).state; }
+
+  std::vector<uint32_t> slots;
+  std::map<uint32_t, ikelb_vs> vs;
+  std::map<uint32_t, ikelb_vs_meta> vs_meta;
+  std::map<uint32_t, ikelb_backend> backends;
+  std::map<uint32_t, ikelb_backend_meta> backend_meta;
+  std::map<ServiceKey, uint32_t> services;
+  std::vector<std::pair<IpAddress, ikelb_reverse_value>> reverse;
+  ikelb_settings settings{};
+  std::vector<std::string> ops;
+};
+
+}  // namespace ikelb::test

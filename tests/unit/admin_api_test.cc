@@ -1,0 +1,114 @@
+// Admin API routes and ikelbctl's tables, against a Controller over in-memory maps.
+#include "admin_api.h"
+
+#include <gtest/gtest.h>
+
+#include "ctl_format.h"
+#include "fake_maps.h"
+
+namespace ikelb {
+namespace {
+
+struct AdminApiTest : ::testing::Test {
+  AdminApiTest() {
+    VirtualServerConfig v;
+    v.name = "vpn";
+    v.address = IpAddress::must_parse("203.0.113.10");
+    for (int i = 1; i <= 2; i++) {
+      BackendConfig b;
+      b.name = "gw" + std::to_string(i);
+      b.address = IpAddress::must_parse("10.0.0.1" + std::to_string(i));
+      v.backends.push_back(b);
+    }
+    config.interfaces = {"eth0"};
+    config.virtual_servers = {v};
+    EXPECT_TRUE(ctl.apply(config).empty());
+    hooks.status = [] { return nlohmann::json{{"version", "9.9"}}; };
+    hooks.reload = [this] { return reload_errors; };
+    hooks.teardown = [] { return std::string("gone"); };
+  }
+  AdminResponse call(const std::string& method, const std::string& target) {
+    return route_admin({method, target, nullptr}, ctl, hooks);
+  }
+
+  test::FakeMaps maps;
+  test::FakeClock clock;
+  Controller ctl{maps, clock};
+  Config config;
+  ApiHooks hooks;
+  std::vector<std::string> reload_errors;
+};
+
+TEST_F(AdminApiTest, BackendsAndStatus) {
+  auto r = call("GET", "/v1/backends");
+  ASSERT_EQ(r.status, 200u);
+  ASSERT_EQ(r.body["backends"].size(), 2u);
+  EXPECT_EQ(r.body["backends"][1]["name"], "gw2");
+  EXPECT_EQ(r.body["backends"][1]["address"], "10.0.0.12");
+  EXPECT_EQ(r.body["backends"][1]["state"], "active");
+  EXPECT_TRUE(r.body["backends"][1]["pinned_clients"].is_null());
+  EXPECT_EQ(r.body["backends"][1]["last_change"], "2023-11-14T22:13:20Z");
+
+  auto s = call("GET", "/v1/status");
+  ASSERT_EQ(s.status, 200u);
+  EXPECT_EQ(s.body["version"], "9.9");
+  EXPECT_EQ(s.body["virtual_servers"][0]["name"], "vpn");
+  EXPECT_EQ(s.body["virtual_servers"][0]["in_table"], 2);
+}
+
+TEST_F(AdminApiTest, ActionsAndTheirErrors) {
+  auto r = call("POST", "/v1/backends/gw2/drain");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.body["result"], "vpn/gw2: draining");
+  EXPECT_EQ(call("POST", "/v1/backends/vpn/gw2/undrain").body["result"], "vpn/gw2: active");
+  auto missing = call("POST", "/v1/backends/gw7/drain");
+  EXPECT_EQ(missing.status, 404u);
+  EXPECT_EQ(missing.body["error"], "no backend \"gw7\"");
+  auto conflict = call("POST", "/v1/backends/gw1/enable");
+  EXPECT_EQ(conflict.status, 409u);
+  EXPECT_EQ(conflict.body["error"], "vpn/gw1 is not disabled (active)");
+  auto verb = call("POST", "/v1/backends/gw1/explode");
+  EXPECT_EQ(verb.status, 404u);
+  EXPECT_EQ(verb.body["error"], "unknown action \"explode\" (drain, undrain, disable, enable)");
+  EXPECT_EQ(call("GET", "/v1/backends/gw1/drain").status, 405u);
+}
+
+TEST_F(AdminApiTest, RoutingErrors) {
+  EXPECT_EQ(call("GET", "/").status, 404u);
+  EXPECT_EQ(call("GET", "/v2/status").status, 404u);
+  EXPECT_EQ(call("POST", "/v1/status").status, 405u);
+  EXPECT_EQ(call("GET", "/v1/reload").status, 405u);
+  EXPECT_EQ(call("GET", "/v1/status?verbose=1").status, 200u);
+  EXPECT_EQ(call("GET", "/v1/nothing").body["error"], "no such endpoint: /v1/nothing");
+}
+
+TEST_F(AdminApiTest, ReloadAndTeardown) {
+  EXPECT_EQ(call("POST", "/v1/reload").status, 200u);
+  reload_errors = {"/virtual_servers: bad"};
+  auto r = call("POST", "/v1/reload");
+  EXPECT_EQ(r.status, 422u);
+  EXPECT_EQ(r.body["error"], "config rejected, nothing changed");
+  EXPECT_EQ(r.body["errors"][0], "/virtual_servers: bad");
+  EXPECT_EQ(call("POST", "/v1/teardown").body["result"], "gone");
+}
+
+TEST(CtlFormat, TablesAreAligned) {
+  EXPECT_EQ(format_table({{"A", "BB"}, {"ccc", "d"}}), "A    BB\nccc  d\n");
+  nlohmann::json b = {{"backends",
+                       {{{"virtual_server", "vpn"},
+                         {"name", "gw1"},
+                         {"address", "10.0.0.11"},
+                         {"weight", 100},
+                         {"detail", "draining (3 clients)"},
+                         {"pinned_clients", 3},
+                         {"last_change", "2026-01-01T00:00:00Z"},
+                         {"last_cause", "operator: drain"}}}}};
+  EXPECT_EQ(format_backends(b),
+            "VIRTUAL SERVER  BACKEND  ADDRESS    WEIGHT  STATE                 CLIENTS  LAST "
+            "CHANGE\n"
+            "vpn             gw1      10.0.0.11  100     draining (3 clients)  3        "
+            "2026-01-01T00:00:00Z (operator: drain)\n");
+}
+
+}  // namespace
+}  // namespace ikelb
