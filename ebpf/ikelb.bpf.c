@@ -297,6 +297,10 @@ static __always_inline int handle_from_backend(struct xdp_md* ctx, struct pkt* p
   __builtin_memcpy(&rkey.addr, &p->src, sizeof(rkey.addr));
   struct ikelb_reverse_value* rev = bpf_map_lookup_elem(&reverse, &rkey);
   if (!rev) return -1;
+  /* A backend answering the agent's health probe: the kernel delivers it to the prober. */
+  struct ikelb_local_key lkey = {.family = p->family};
+  __builtin_memcpy(&lkey.addr, &p->dst, sizeof(lkey.addr));
+  if (bpf_map_lookup_elem(&local_addrs, &lkey)) return -1;
 
   struct ikelb_frag_value fv = {.vs_id = rev->vs_id, .backend_id = rev->backend_id};
   __builtin_memcpy(&fv.vip, &rev->vip, sizeof(fv.vip));

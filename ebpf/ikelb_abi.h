@@ -24,6 +24,7 @@
 #define IKELB_DEFAULT_TABLE_SLOTS (2u * 4u * 65537u)
 #define IKELB_DEFAULT_AFFINITY_ENTRIES 1048576
 #define IKELB_FRAG_ENTRIES 8192
+#define IKELB_MAX_LOCAL_ADDRS 256
 
 #define IKELB_NO_BACKEND 0xFFFFFFFFu
 
@@ -142,6 +143,14 @@ struct ikelb_reverse_key {
   __u8 pad[3];
 };
 
+/* local_addrs: the ikelb host's own addresses (same key layout as reverse). A backend's packet
+ * to one of them is the answer to a health probe, not a reply to a client: never translated. */
+struct ikelb_local_key {
+  struct ikelb_addr addr;
+  __u8 family;
+  __u8 pad[3];
+};
+
 struct ikelb_reverse_value {
   struct ikelb_addr vip;
   __u32 vs_id;
@@ -253,6 +262,7 @@ struct ikelb_backend_meta {
 #define IKELB_MAP_BACKEND_STATS "backend_stats"
 #define IKELB_MAP_OUTCOMES "outcomes"
 #define IKELB_MAP_EVENTS "events"
+#define IKELB_MAP_LOCAL_ADDRS "local_addrs"
 #define IKELB_MAP_VS_META "vs_meta"
 #define IKELB_MAP_BACKEND_META "backend_meta"
 
@@ -290,6 +300,7 @@ static_assert(sizeof(struct ikelb_vs) == 32);
 static_assert(sizeof(struct ikelb_backend) == 24);
 static_assert(sizeof(struct ikelb_reverse_key) == 20);
 static_assert(sizeof(struct ikelb_reverse_value) == 24);
+static_assert(sizeof(struct ikelb_local_key) == 20);
 static_assert(sizeof(struct ikelb_affinity_key) == 24);
 static_assert(sizeof(struct ikelb_affinity_value) == 16);
 static_assert(sizeof(struct ikelb_frag_key) == 40);

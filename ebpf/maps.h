@@ -63,6 +63,14 @@ struct {
   __type(value, struct ikelb_frag_value);
 } reply_frags SEC(".maps");
 
+/* The host's own addresses: replies from backends to them are probe answers. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, IKELB_MAX_LOCAL_ADDRS);
+  __type(key, struct ikelb_local_key);
+  __type(value, __u32);
+} local_addrs SEC(".maps");
+
 /* Interfaces the program may redirect to (key and value: ifindex). */
 struct {
   __uint(type, BPF_MAP_TYPE_DEVMAP_HASH);

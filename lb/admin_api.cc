@@ -35,7 +35,7 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
-nlohmann::json backends_json(const Controller& controller) {
+nlohmann::json backends_json(const Controller& controller, const ApiHooks& hooks) {
   nlohmann::json list = nlohmann::json::array();
   for (const BackendView& b : controller.backends()) {
     list.push_back({{"virtual_server", b.vs},
@@ -52,7 +52,8 @@ nlohmann::json backends_json(const Controller& controller) {
                     {"pinned_clients", b.pinned_clients ? nlohmann::json(*b.pinned_clients)
                                                         : nlohmann::json(nullptr)},
                     {"last_change", rfc3339(b.last_change)},
-                    {"last_cause", b.last_cause}});
+                    {"last_cause", b.last_cause},
+                    {"probe", hooks.probe ? hooks.probe(b.id) : nlohmann::json(nullptr)}});
   }
   return {{"backends", list}};
 }
@@ -79,7 +80,7 @@ AdminResponse route_admin(const AdminRequest& req, Controller& controller, const
   }
   if (what == "backends" && path.size() == 2) {
     if (!need("GET")) return error(405, "use GET for /v1/backends");
-    return {200, backends_json(controller)};
+    return {200, backends_json(controller, hooks)};
   }
   if (what == "backends" && (path.size() == 4 || path.size() == 5)) {
     if (!need("POST")) return error(405, "use POST for backend actions");

@@ -26,12 +26,13 @@ struct ApiHooks {
   std::function<std::vector<std::string>()> reload;       // errors; empty = applied
   std::function<std::string()> teardown;                  // what was removed
   std::function<void(const std::string&)> operator_done;  // after a successful action
+  std::function<nlohmann::json(uint32_t id)> probe;       // a backend's probe status, or null
 };
 
 AdminResponse route_admin(const AdminRequest& request, Controller& controller,
                           const ApiHooks& hooks);
 
-nlohmann::json backends_json(const Controller& controller);
+nlohmann::json backends_json(const Controller& controller, const ApiHooks& hooks);
 std::string rfc3339(std::chrono::system_clock::time_point t);
 
 }  // namespace ikelb

@@ -1,12 +1,15 @@
 #include "agent.h"
 
+#include <ifaddrs.h>
 #include <net/if.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +21,7 @@
 #include "controller.h"
 #include "datapath.h"
 #include "log.h"
+#include "prober.h"
 
 namespace ikelb {
 namespace {
@@ -38,6 +42,30 @@ uint64_t monotonic_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
+// Every address of this network namespace: probe answers addressed to them must reach the
+// prober untranslated.
+std::vector<IpAddress> host_addresses() {
+  std::vector<IpAddress> out;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return out;
+  for (ifaddrs* i = list; i; i = i->ifa_next) {
+    if (!i->ifa_addr) continue;
+    IpAddress a;
+    if (i->ifa_addr->sa_family == AF_INET) {
+      a.family = IKELB_AF_INET;
+      std::memcpy(&a.addr.u32[0], &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, 4);
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      a.family = IKELB_AF_INET6;
+      std::memcpy(a.addr.u32, &reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr, 16);
+    } else {
+      continue;
+    }
+    if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
+  }
+  freeifaddrs(list);
+  return out;
+}
+
 std::string read_token(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot read admin token file " + path);
@@ -51,6 +79,20 @@ std::string join(const std::vector<std::string>& v, const std::string& sep) {
   std::string out;
   for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
   return out;
+}
+
+nlohmann::json probe_json(const ike::SessionStatus& st, ProbeMode mode) {
+  return {{"mode", to_string(mode)},
+          {"healthy", st.healthy},
+          {"last_result", st.last_result},
+          {"warning", st.warning},
+          {"rtt_ms", st.rtt ? nlohmann::json(st.rtt->count()) : nlohmann::json(nullptr)},
+          {"consecutive_ok", st.consecutive_ok},
+          {"consecutive_fail", st.consecutive_fail},
+          {"preferred_group",
+           st.preferred_group ? nlohmann::json(*st.preferred_group) : nlohmann::json(nullptr)},
+          {"probes", st.probes},
+          {"retransmits", st.retransmits}};
 }
 
 class Agent {
@@ -84,6 +126,12 @@ class Agent {
       return 1;
     }
     sync_interfaces();
+    datapath_->set_local_addresses(host_addresses());
+    prober_ =
+        std::make_unique<Prober>(io_, [this](uint32_t id, bool healthy, const std::string& cause) {
+          controller_->set_health(id, healthy, "probe: " + cause);
+        });
+    sync_probes();
     record_reload(true, {});
 
     AdminServerOptions admin;
@@ -106,12 +154,54 @@ class Agent {
   }
 
  private:
+  // One probe session per backend of every virtual server whose health_check mode is not
+  // "none". Backends no longer probed are considered healthy again (operator state rules).
+  void sync_probes() {
+    std::vector<ProbeTarget> targets;
+    std::map<uint32_t, bool> healthy;
+    for (const BackendView& b : controller_->backends()) healthy[b.id] = b.healthy;
+    for (const auto& vs : config_.virtual_servers) {
+      const HealthCheck& hc = vs.health_check;
+      for (const auto& b : vs.backends) {
+        auto id = controller_->backend_id(vs.name + "/" + b.name);
+        if (!id) continue;
+        if (hc.mode == ProbeMode::kNone) {
+          if (!healthy[*id]) controller_->set_health(*id, true, "health checks disabled");
+          continue;
+        }
+        ProbeTarget t;
+        t.id = *id;
+        t.address = b.address;
+        t.port = hc.port;
+        t.source = hc.source;
+        t.settings.mode =
+            hc.mode == ProbeMode::kFull ? ike::ProbeMode::kFull : ike::ProbeMode::kStateless;
+        t.settings.interval = ike::Duration(hc.interval_ms);
+        t.settings.timeout = ike::Duration(hc.timeout_ms);
+        t.settings.jitter = ike::Duration(hc.jitter_ms);
+        t.settings.rise = hc.rise;
+        t.settings.fall = hc.fall;
+        t.settings.port_4500 = hc.port == 4500;
+        t.settings.no_proposal_chosen_healthy = hc.no_proposal_chosen_healthy;
+        t.initially_healthy = healthy[*id];
+        targets.push_back(t);
+        probe_modes_[*id] = hc.mode;
+      }
+    }
+    for (const auto& e : prober_->set_targets(targets)) log_error(e);
+  }
+
   ApiHooks hooks() {
     ApiHooks h;
     h.status = [this] { return status(); };
     h.reload = [this] { return reload("admin API"); };
     h.teardown = [this] { return teardown(); };
     h.operator_done = [](const std::string& what) { log_info("operator: " + what); };
+    h.probe = [this](uint32_t id) -> nlohmann::json {
+      auto st = prober_ ? prober_->status(id) : std::nullopt;
+      if (!st) return nullptr;
+      return probe_json(*st, probe_modes_[id]);
+    };
     return h;
   }
 
@@ -185,6 +275,7 @@ class Agent {
                   " takes effect after a teardown; the map keeps " +
                   std::to_string(datapath_->affinity_capacity()));
     sync_interfaces();
+    sync_probes();
     record_reload(true, {});
     log_info("reloaded (" + why + "): " + summary(config_));
     return {};
@@ -207,6 +298,7 @@ class Agent {
   }
 
   void stop() {
+    prober_.reset();
     signals_.cancel();
     scan_timer_.cancel();
     if (server_) server_->stop();
@@ -260,6 +352,12 @@ class Agent {
     }
     affinity_entries_ = entries_;
     controller_->set_pinned_counts(counts_);
+    try {
+      if (size_t n = datapath_->set_local_addresses(host_addresses()))
+        log_debug("local addresses: " + std::to_string(n) + " changed");
+    } catch (const std::exception& e) {
+      log_warning(std::string("local addresses: ") + e.what());
+    }
     schedule_scan(options_.scan_interval);
   }
 
@@ -272,6 +370,8 @@ class Agent {
   std::unique_ptr<Datapath> datapath_;
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<AdminServer> server_;
+  std::unique_ptr<Prober> prober_;
+  std::map<uint32_t, ProbeMode> probe_modes_;
   bool adopted_ = false;
   int exit_code_ = 0;
   std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();

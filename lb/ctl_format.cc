@@ -56,16 +56,32 @@ std::string format_status(const nlohmann::json& s) {
 }
 
 std::string format_backends(const nlohmann::json& b) {
-  std::vector<std::vector<std::string>> rows = {
-      {"VIRTUAL SERVER", "BACKEND", "ADDRESS", "WEIGHT", "STATE", "CLIENTS", "LAST CHANGE"}};
+  std::vector<std::vector<std::string>> rows = {{"VIRTUAL SERVER", "BACKEND", "ADDRESS", "WEIGHT",
+                                                 "STATE", "CLIENTS", "PROBE", "RTT", "OK/FAIL",
+                                                 "GROUP", "LAST CHANGE"}};
+  std::vector<std::string> warnings;
   for (const auto& e : b.value("backends", nlohmann::json::array())) {
     std::string change = text(e, "last_change");
     if (std::string cause = text(e, "last_cause"); cause != "-" && !cause.empty())
       change += " (" + cause + ")";
+    const nlohmann::json probe = e.value("probe", nlohmann::json());
+    std::string result = "-", rtt = "-", okfail = "-", group = "-";
+    if (probe.is_object()) {
+      result = text(probe, "last_result");
+      if (probe.contains("rtt_ms") && !probe["rtt_ms"].is_null())
+        rtt = text(probe, "rtt_ms") + " ms";
+      okfail = text(probe, "consecutive_ok") + "/" + text(probe, "consecutive_fail");
+      group = text(probe, "preferred_group");
+      if (std::string w = probe.value("warning", std::string()); !w.empty())
+        warnings.push_back(text(e, "virtual_server") + "/" + text(e, "name") + ": " + w);
+    }
     rows.push_back({text(e, "virtual_server"), text(e, "name"), text(e, "address"),
-                    text(e, "weight"), text(e, "detail"), text(e, "pinned_clients"), change});
+                    text(e, "weight"), text(e, "detail"), text(e, "pinned_clients"), result, rtt,
+                    okfail, group, change});
   }
-  return format_table(rows);
+  std::string out = format_table(rows);
+  for (const auto& w : warnings) out += "warning: " + w + "\n";
+  return out;
 }
 
 }  // namespace ikelb

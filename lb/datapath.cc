@@ -9,6 +9,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -240,6 +241,41 @@ void Datapath::set_backend_meta(uint32_t id, const ikelb_backend_meta& meta) {
 void Datapath::add_tx_port(uint32_t ifindex) {
   check(bpf_map_update_elem(bpf_map__fd(skel_->maps.tx_ports), &ifindex, &ifindex, BPF_ANY),
         "adding tx port " + std::to_string(ifindex));
+}
+
+size_t Datapath::set_local_addresses(const std::vector<IpAddress>& addrs) {
+  int fd = bpf_map__fd(skel_->maps.local_addrs);
+  auto key_of = [](const IpAddress& a) {
+    ikelb_local_key k{};
+    k.addr = a.addr;
+    k.family = a.family;
+    return k;
+  };
+  size_t changed = 0;
+  std::vector<ikelb_local_key> wanted;
+  for (const IpAddress& a : addrs) {
+    ikelb_local_key k = key_of(a);
+    wanted.push_back(k);
+    uint32_t one = 1, cur = 0;
+    if (bpf_map_lookup_elem(fd, &k, &cur) == 0) continue;
+    check(bpf_map_update_elem(fd, &k, &one, BPF_ANY), "adding local address " + a.str());
+    changed++;
+  }
+  ikelb_local_key k{}, next{};
+  const ikelb_local_key* prev = nullptr;
+  std::vector<ikelb_local_key> stale;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    if (std::none_of(wanted.begin(), wanted.end(),
+                     [&](const auto& w) { return std::memcmp(&w, &next, sizeof(w)) == 0; }))
+      stale.push_back(next);
+    k = next;
+    prev = &k;
+  }
+  for (const auto& s : stale) {
+    check_delete(bpf_map_delete_elem(fd, &s), "removing a local address");
+    changed++;
+  }
+  return changed;
 }
 
 void Datapath::set_settings(const ikelb_settings& s) {

@@ -85,6 +85,8 @@ class Datapath : public MapWriter {
     set_service(ServiceKey{vip, proto, port}, vs_id);
   }
   void add_tx_port(uint32_t ifindex);
+  // Makes local_addrs exactly `addrs` (the host's own addresses). Returns the number changed.
+  size_t set_local_addresses(const std::vector<IpAddress>& addrs);
   void set_affinity(uint32_t vs_id, const IpAddress& client, const ikelb_affinity_value& value);
 
   // Reads; per-CPU counters are summed.

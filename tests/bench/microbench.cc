@@ -77,7 +77,8 @@ int run(uint32_t repeat) {
   for (const char* name :
        {IKELB_MAP_VIPS, IKELB_MAP_VS, IKELB_MAP_MAGLEV, IKELB_MAP_BACKENDS, IKELB_MAP_REVERSE,
         IKELB_MAP_AFFINITY, IKELB_MAP_REPLY_FRAGS, IKELB_MAP_TX_PORTS, IKELB_MAP_SETTINGS,
-        IKELB_MAP_VS_STATS, IKELB_MAP_BACKEND_STATS, IKELB_MAP_OUTCOMES, IKELB_MAP_EVENTS}) {
+        IKELB_MAP_VS_STATS, IKELB_MAP_BACKEND_STATS, IKELB_MAP_OUTCOMES, IKELB_MAP_EVENTS,
+        IKELB_MAP_LOCAL_ADDRS}) {
     bpf_map* m = bpf_object__find_map_by_name(skel->obj, name);
     if (!m || bpf_map__reuse_fd(m, dp.map_fd(name)) != 0)
       throw std::runtime_error(std::string("sharing map ") + name);

@@ -425,6 +425,22 @@ std::vector<Case> cases() {
        nullptr});
 
   all.push_back(
+      {"ProbeAnswersToTheHostAreNotTranslated",
+       "a backend's UDP 500/4500 datagram to one of the host's own addresses is the "
+       "answer to a health probe: left to the kernel untouched, IPv4 and IPv6",
+       nullptr,
+       [](Env& env) {
+         Frame v4 =
+             from_backend(be(env, 0), ip("10.0.0.1")).udp(500, 40000).payload(ike_payload(36));
+         Frame v6 =
+             from_backend(be(env, 3), ip("fd00::1")).udp(4500, 40001).payload(ike_payload(40));
+         return std::vector<Step>{untouched(v4.build(), IKELB_OUT_PASS_NOT_OURS, Port::kGateway),
+                                  untouched(v6.build(), IKELB_OUT_PASS_NOT_OURS, Port::kGateway)};
+       },
+       {},
+       nullptr});
+
+  all.push_back(
       {"FragmentedReplyTranslatedWhole",
        "a backend's fragmented IKE_AUTH reply: the first fragment teaches the later ones "
        "their VIP; the reassembled datagram has a valid UDP checksum. A later fragment "
@@ -618,7 +634,8 @@ TEST_P(DatapathTest, Fixture) {
   const Case& c = GetParam();
   SCOPED_TRACE(c.description);
   Sandbox sandbox = Sandbox::create();
-  Datapath dp(Datapath::Options{.table_slots = 2 * kTableSize, .affinity_entries = 65536, .pin_dir = ""});
+  Datapath dp(
+      Datapath::Options{.table_slots = 2 * kTableSize, .affinity_entries = 65536, .pin_dir = ""});
   Testbed bed(dp, sandbox);
   Env env{dp, bed};
   if (c.setup) c.setup(env);

@@ -56,6 +56,8 @@ Testbed::Testbed(Datapath& dp, const Sandbox& sandbox)
     set_state(id, IKELB_BACKEND_ACTIVE);
     dp.set_reverse(b.addr, {.vip = vip(b.vs_id).addr, .vs_id = b.vs_id, .backend_id = id});
   }
+  dp.set_local_addresses({IpAddress::must_parse("10.0.0.1"), IpAddress::must_parse("fd00::1"),
+                          IpAddress::must_parse("198.51.100.1")});
   dp.add_tx_port(sandbox.client_ifindex);
   dp.add_tx_port(sandbox.gateway_ifindex);
 }

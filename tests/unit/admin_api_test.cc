@@ -103,11 +103,21 @@ TEST(CtlFormat, TablesAreAligned) {
                          {"pinned_clients", 3},
                          {"last_change", "2026-01-01T00:00:00Z"},
                          {"last_cause", "operator: drain"}}}}};
-  EXPECT_EQ(format_backends(b),
-            "VIRTUAL SERVER  BACKEND  ADDRESS    WEIGHT  STATE                 CLIENTS  LAST "
-            "CHANGE\n"
-            "vpn             gw1      10.0.0.11  100     draining (3 clients)  3        "
-            "2026-01-01T00:00:00Z (operator: drain)\n");
+  EXPECT_EQ(
+      format_backends(b),
+      "VIRTUAL SERVER  BACKEND  ADDRESS    WEIGHT  STATE                 CLIENTS  PROBE  RTT  "
+      "OK/FAIL  GROUP  LAST CHANGE\n"
+      "vpn             gw1      10.0.0.11  100     draining (3 clients)  3        -      -    "
+      "-        -      2026-01-01T00:00:00Z (operator: drain)\n");
+  b["backends"][0]["probe"] = {
+      {"last_result", "invalid_ke"}, {"rtt_ms", 2},
+      {"consecutive_ok", 5},         {"consecutive_fail", 0},
+      {"preferred_group", 19},       {"warning", "gateway redirects new clients elsewhere"}};
+  std::string out = format_backends(b);
+  EXPECT_NE(out.find("invalid_ke  2 ms  5/0      19     2026"), std::string::npos) << out;
+  EXPECT_NE(out.find("\nwarning: vpn/gw1: gateway redirects new clients elsewhere\n"),
+            std::string::npos)
+      << out;
 }
 
 }  // namespace
