@@ -59,7 +59,7 @@ Clock::time_point ProbeSession::after_interval(Clock::time_point from) {
 std::optional<Bytes> ProbeSession::poll(Clock::time_point now) {
   if (request_) {
     if (now >= deadline_) {
-      finish(now, false, "timeout");
+      finish(now, false, "timeout", "timeout");
       return std::nullopt;
     }
     if (now >= retransmit_at_) {
@@ -123,17 +123,24 @@ void ProbeSession::on_datagram(Clock::time_point now, std::span<const uint8_t> d
       break;
   }
   if (r.kind != ResultKind::kCookie) cookie_backoff_ = 1;
-  finish(now, ok, result);
+  double seconds = std::chrono::duration<double>(now - sent_at_).count();
+  for (size_t i = 0; i < kRttBuckets.size(); i++)
+    if (seconds <= kRttBuckets[i]) status_.rtt_buckets[i]++;
+  status_.rtt_count++;
+  status_.rtt_sum_seconds += seconds;
+  finish(now, ok, result, to_string(r.kind).data());
 }
 
 void ProbeSession::on_error(Clock::time_point now, const std::string& cause) {
   if (!request_) return;
-  finish(now, false, "icmp: " + cause);
+  finish(now, false, "icmp: " + cause, "icmp");
 }
 
-void ProbeSession::finish(Clock::time_point now, bool ok, const std::string& result) {
+void ProbeSession::finish(Clock::time_point now, bool ok, const std::string& result,
+                          const char* result_class) {
   request_.reset();
   status_.last_result = result;
+  status_.results[result_class]++;
   if (ok) {
     status_.consecutive_ok++;
     status_.consecutive_fail = 0;

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -44,6 +45,10 @@ struct SessionSettings {
   bool no_proposal_chosen_healthy = true;
 };
 
+// Upper bounds (seconds) of the probe round-trip histogram buckets.
+inline constexpr std::array<double, 10> kRttBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                    0.025,  0.05,  0.1,    0.25,  0.5};
+
 // What a session reports (ikelbctl backends, metrics).
 struct SessionStatus {
   bool healthy = true;
@@ -54,6 +59,13 @@ struct SessionStatus {
   std::optional<uint16_t> preferred_group;  // learned from the gateway
   uint64_t probes = 0, retransmits = 0;
   Clock::time_point last_change{};
+  // Every finished probe by result class: ike_response, invalid_ke, cookie,
+  // no_proposal_chosen, redirect, invalid_syntax, invalid_major_version, malformed, timeout,
+  // icmp.
+  std::map<std::string, uint64_t> results;
+  std::array<uint64_t, kRttBuckets.size()> rtt_buckets{};  // cumulative counts per bound
+  uint64_t rtt_count = 0;
+  double rtt_sum_seconds = 0;
 };
 
 class ProbeSession {
@@ -85,7 +97,7 @@ class ProbeSession {
 
  private:
   Bytes build_probe();
-  void finish(Clock::time_point now, bool ok, const std::string& result);
+  void finish(Clock::time_point now, bool ok, const std::string& result, const char* result_class);
   Clock::time_point after_interval(Clock::time_point from);
 
   SessionSettings settings_;

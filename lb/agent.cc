@@ -4,6 +4,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 
+#include <prometheus/exposer.h>
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -13,6 +14,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <set>
 
@@ -21,6 +23,7 @@
 #include "controller.h"
 #include "datapath.h"
 #include "log.h"
+#include "metrics.h"
 #include "prober.h"
 
 namespace ikelb {
@@ -144,6 +147,15 @@ class Agent {
       return route_admin(r, *controller_, hooks());
     });
     server_->start();
+    if (config_.metrics_listen) {
+      metrics_ = std::make_shared<SnapshotCollectable>([this] { return take_snapshot(); });
+      try {
+        exposer_ = std::make_unique<prometheus::Exposer>(*config_.metrics_listen, 1);
+      } catch (const std::exception& e) {
+        throw std::runtime_error("metrics listener " + *config_.metrics_listen + ": " + e.what());
+      }
+      exposer_->RegisterCollectable(metrics_);
+    }
     log_info("ready: " + summary(config_) + ", admin socket " + config_.admin_socket +
              (adopted_ ? ", pinned state adopted" : ""));
 
@@ -154,6 +166,52 @@ class Agent {
   }
 
  private:
+  // Runs on the exposer's thread: the snapshot itself is taken on the loop thread, so it never
+  // races with the loop's writes. Gives up after 5 s (a stuck loop yields a scrape error).
+  std::optional<MetricsSnapshot> take_snapshot() {
+    auto promise = std::make_shared<std::promise<MetricsSnapshot>>();
+    auto future = promise->get_future();
+    asio::post(io_, [this, promise] {
+      try {
+        promise->set_value(snapshot());
+      } catch (...) {
+        promise->set_exception(std::current_exception());
+      }
+    });
+    if (future.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return std::nullopt;
+    return future.get();
+  }
+
+  MetricsSnapshot snapshot() {
+    MetricsSnapshot s;
+    std::map<std::string, size_t> healthy;
+    for (const BackendView& b : controller_->backends()) {
+      BackendMetrics m;
+      m.vs = b.vs;
+      m.name = b.name;
+      m.state = b.state;
+      m.stats = datapath_->backend_stats(b.id);
+      m.pinned_clients = b.pinned_clients;
+      m.state_changes = b.changes;
+      if (prober_) m.probe = prober_->status(b.id);
+      healthy[b.vs] += b.state == "active" || b.state == "draining" || b.state == "drained";
+      s.backends.push_back(std::move(m));
+    }
+    for (const VirtualServerView& v : controller_->virtual_servers())
+      s.virtual_servers.push_back({v.name, datapath_->vs_traffic(v.id), healthy[v.name]});
+    s.outcomes = datapath_->outcomes();
+    s.events = datapath_->events();
+    s.affinity_entries = affinity_entries_;
+    s.affinity_capacity = datapath_->affinity_capacity();
+    s.reloads_ok = reloads_ok_;
+    s.reloads_rejected = reloads_rejected_;
+    s.last_reload_success_seconds =
+        std::chrono::duration<double>(last_success_.time_since_epoch()).count();
+    s.version = IKELB_VERSION;
+    s.bpf_prog_id = datapath_->prog_id();
+    return s;
+  }
+
   // One probe session per backend of every virtual server whose health_check mode is not
   // "none". Backends no longer probed are considered healthy again (operator state rules).
   void sync_probes() {
@@ -226,6 +284,8 @@ class Agent {
 
   void record_reload(bool ok, std::vector<std::string> errors) {
     last_reload_ = clock_.now();
+    (ok ? reloads_ok_ : reloads_rejected_)++;
+    if (ok) last_success_ = last_reload_;
     last_reload_ok_ = ok;
     last_errors_ = std::move(errors);
   }
@@ -298,6 +358,7 @@ class Agent {
   }
 
   void stop() {
+    exposer_.reset();  // no scrape may wait on a loop that is about to stop
     prober_.reset();
     signals_.cancel();
     scan_timer_.cancel();
@@ -371,6 +432,10 @@ class Agent {
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<AdminServer> server_;
   std::unique_ptr<Prober> prober_;
+  std::shared_ptr<SnapshotCollectable> metrics_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  uint64_t reloads_ok_ = 0, reloads_rejected_ = 0;
+  std::chrono::system_clock::time_point last_success_{};
   std::map<uint32_t, ProbeMode> probe_modes_;
   bool adopted_ = false;
   int exit_code_ = 0;

@@ -83,6 +83,12 @@ std::optional<OperatorAction> parse_action(std::string_view word) {
   return std::nullopt;
 }
 
+std::string_view change_reason(std::string_view cause) {
+  if (cause.starts_with("operator")) return "operator";
+  if (cause.starts_with("probe") || cause.starts_with("health")) return "probe";
+  return "config";
+}
+
 uint8_t effective_state(uint8_t operator_state, uint8_t config_state, bool healthy) {
   uint8_t admin = admin_state(operator_state, config_state);
   if (admin == IKELB_BACKEND_DISABLED) return IKELB_BACKEND_DISABLED;
@@ -201,6 +207,7 @@ void Controller::write_backend(Backend& b, const std::string& cause) {
              std::string(state_name(state)) + ": " + cause);
     b.changed = clock_.now();
     b.cause = cause;
+    if (b.written_state != IKELB_BACKEND_UNUSED) b.changes[std::string(change_reason(cause))]++;
     if (state != IKELB_BACKEND_DRAINING) b.pinned.reset();
   }
   b.written_state = state;
@@ -509,6 +516,7 @@ std::vector<BackendView> Controller::backends() const {
     v.pinned_clients = b.pinned;
     v.last_change = b.changed;
     v.last_cause = b.cause;
+    v.changes = b.changes;
     out.push_back(v);
   }
   return out;

@@ -43,6 +43,9 @@ struct ControlError : std::runtime_error {
   unsigned status;
 };
 
+// The reason label of a state change's cause: "operator", "probe" or "config".
+std::string_view change_reason(std::string_view cause);
+
 // The data-path state a backend gets from its administrative state and health.
 // admin: the operator override if any, else the config's explicit state, else active.
 uint8_t effective_state(uint8_t operator_state, uint8_t config_state, bool healthy);
@@ -61,6 +64,7 @@ struct BackendView {
   std::optional<uint64_t> pinned_clients;  // from the last complete affinity scan
   std::chrono::system_clock::time_point last_change{};
   std::string last_cause;
+  std::map<std::string, uint64_t> changes;  // state changes by reason: config, operator, probe
 };
 
 struct VirtualServerView {
@@ -118,6 +122,7 @@ class Controller {
     std::optional<uint64_t> pinned;
     std::chrono::system_clock::time_point changed{};
     std::string cause;
+    std::map<std::string, uint64_t> changes;
   };
 
   uint32_t find_backend(std::string_view ref) const;  // throws ControlError

@@ -137,6 +137,13 @@ int Datapath::prog_fd() const {
   return bpf_program__fd(skel_->progs.ikelb_xdp);
 }
 
+uint32_t Datapath::prog_id() const {
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(prog_fd(), &info, &len) != 0) return 0;
+  return info.id;
+}
+
 int Datapath::map_fd(std::string_view name) const {
   bpf_map* m = bpf_object__find_map_by_name(skel_->obj, std::string(name).c_str());
   if (!m) fail(ENOENT, "no map named " + std::string(name));

@@ -1,0 +1,163 @@
+#include "metrics.h"
+
+#include "datapath.h"
+
+namespace ikelb {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+using Labels = std::vector<ClientMetric::Label>;
+
+constexpr const char* kDirections[IKELB_DIR_MAX] = {"to_backend", "to_client"};
+constexpr const char* kStates[] = {"active", "draining", "drained", "down", "disabled"};
+
+struct Builder {
+  std::vector<MetricFamily> out;
+
+  MetricFamily& family(const std::string& name, const std::string& help, MetricType type) {
+    for (auto& f : out)
+      if (f.name == name) return f;
+    out.push_back({name, help, type, {}});
+    return out.back();
+  }
+  void counter(const std::string& name, const std::string& help, Labels labels, double v) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    m.counter.value = v;
+    family(name, help, MetricType::Counter).metric.push_back(m);
+  }
+  void gauge(const std::string& name, const std::string& help, Labels labels, double v) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    m.gauge.value = v;
+    family(name, help, MetricType::Gauge).metric.push_back(m);
+  }
+};
+
+Labels backend_labels(const BackendMetrics& b) {
+  return {{"virtual_server", b.vs}, {"backend", b.name}};
+}
+
+Labels with(Labels l, const std::string& name, const std::string& value) {
+  l.push_back({name, value});
+  return l;
+}
+
+}  // namespace
+
+std::vector<MetricFamily> metric_families(const MetricsSnapshot& s) {
+  Builder m;
+  for (const auto& v : s.virtual_servers) {
+    Labels vs{{"virtual_server", v.name}};
+    for (uint32_t d = 0; d < IKELB_DIR_MAX; d++) {
+      m.counter("ikelb_virtual_server_packets_total", "Packets forwarded by the data path.",
+                with(vs, "direction", kDirections[d]), double(v.traffic.packets[d]));
+      m.counter("ikelb_virtual_server_bytes_total",
+                "Bytes (Ethernet frames as received) forwarded by the data path.",
+                with(vs, "direction", kDirections[d]), double(v.traffic.bytes[d]));
+    }
+    m.gauge("ikelb_virtual_server_healthy_backends",
+            "Backends that take traffic (active or draining).", vs, double(v.healthy_backends));
+  }
+  for (const auto& b : s.backends) {
+    Labels l = backend_labels(b);
+    for (uint32_t d = 0; d < IKELB_DIR_MAX; d++) {
+      m.counter("ikelb_backend_packets_total", "Packets forwarded to or from a backend.",
+                with(l, "direction", kDirections[d]), double(b.stats.traffic.packets[d]));
+      m.counter("ikelb_backend_bytes_total", "Bytes forwarded to or from a backend.",
+                with(l, "direction", kDirections[d]), double(b.stats.traffic.bytes[d]));
+    }
+    if (b.pinned_clients)
+      m.gauge("ikelb_backend_pinned_clients",
+              "Clients pinned to the backend and seen within the affinity idle timeout (from "
+              "the agent's last walk of the affinity table).",
+              l, double(*b.pinned_clients));
+    m.counter("ikelb_backend_new_clients_total",
+              "Affinity entries created towards the backend (new or re-hashed clients).", l,
+              double(b.stats.new_clients));
+    m.counter("ikelb_failovers_total",
+              "Pinned clients moved off the backend because it was down, disabled or removed.", l,
+              double(b.stats.failovers_from));
+    for (const char* st : kStates)
+      m.gauge(std::string("ikelb_backend_state_") + st,
+              std::string("1 if the backend is ") + st + ", else 0.", l, b.state == st ? 1 : 0);
+    for (const char* reason : {"config", "operator", "probe"}) {
+      auto it = b.state_changes.find(reason);
+      m.counter("ikelb_backend_state_changes_total", "Backend state changes by cause.",
+                with(l, "reason", reason), it == b.state_changes.end() ? 0 : double(it->second));
+    }
+    if (b.probe) {
+      const auto& p = *b.probe;
+      for (const auto& [result, n] : p.results)
+        m.counter("ikelb_probe_results_total", "Finished health probes by result.",
+                  with(l, "result", result), double(n));
+      m.gauge("ikelb_probe_consecutive_failures", "Health probes failed in a row.", l,
+              p.consecutive_fail);
+      m.counter("ikelb_probe_retransmits_total", "Byte-identical probe retransmissions.", l,
+                double(p.retransmits));
+      ClientMetric h;
+      h.label = l;
+      h.histogram.sample_count = p.rtt_count;
+      h.histogram.sample_sum = p.rtt_sum_seconds;
+      for (size_t i = 0; i < ike::kRttBuckets.size(); i++)
+        h.histogram.bucket.push_back({p.rtt_buckets[i], ike::kRttBuckets[i]});
+      h.histogram.bucket.push_back({p.rtt_count, std::numeric_limits<double>::infinity()});
+      m.family("ikelb_probe_rtt_seconds", "Round-trip time of answered health probes.",
+               MetricType::Histogram)
+          .metric.push_back(h);
+    }
+  }
+  for (uint32_t o = 0; o < IKELB_OUTCOME_MAX; o++)
+    m.counter("ikelb_datapath_packets_total",
+              "Every packet the XDP program saw, by what it did (forward_*, pass_*, drop_*).",
+              {{"reason", std::string(outcome_name(o))}}, double(s.outcomes[o]));
+  const std::pair<uint32_t, const char*> lookups[] = {{IKELB_EV_AFFINITY_HIT, "hit"},
+                                                      {IKELB_EV_AFFINITY_MISS, "miss"},
+                                                      {IKELB_EV_AFFINITY_EXPIRED, "expired"},
+                                                      {IKELB_EV_FAILOVER, "failover"}};
+  for (const auto& [ev, result] : lookups)
+    m.counter("ikelb_affinity_lookups_total",
+              "Affinity table lookups for client packets by result (failover: the pinned "
+              "backend could not take the client).",
+              {{"result", result}}, double(s.events[ev]));
+  m.counter("ikelb_maglev_probed_total",
+            "New clients whose Maglev slot held a backend not taking new clients, served by a "
+            "following slot.",
+            {}, double(s.events[IKELB_EV_MAGLEV_PROBED]));
+  m.counter("ikelb_reply_fragments_learned_total",
+            "First fragments of backend replies remembered to translate the later fragments.", {},
+            double(s.events[IKELB_EV_REPLY_FRAGMENT_LEARNED]));
+  if (s.affinity_entries)
+    m.gauge("ikelb_affinity_entries", "Entries in the affinity table (last walk).", {},
+            double(*s.affinity_entries));
+  m.gauge("ikelb_affinity_capacity", "Size of the affinity table.", {},
+          double(s.affinity_capacity));
+  m.counter("ikelb_config_reloads_total", "Configuration reloads by result.", {{"result", "ok"}},
+            double(s.reloads_ok));
+  m.counter("ikelb_config_reloads_total", "Configuration reloads by result.",
+            {{"result", "rejected"}}, double(s.reloads_rejected));
+  m.gauge("ikelb_config_last_reload_success_timestamp_seconds",
+          "Unix time of the last configuration applied.", {}, s.last_reload_success_seconds);
+  m.gauge("ikelb_build_info", "Version of ikelbd and id of the loaded XDP program.",
+          {{"version", s.version}, {"bpf_prog_id", std::to_string(s.bpf_prog_id)}}, 1);
+  return m.out;
+}
+
+std::vector<MetricFamily> SnapshotCollectable::Collect() const {
+  std::optional<MetricsSnapshot> snap;
+  try {
+    snap = take_();
+  } catch (...) {
+  }
+  if (!snap) {
+    Builder m;
+    m.gauge("ikelb_scrape_error", "1 if the agent could not produce metrics for this scrape.", {},
+            1);
+    return m.out;
+  }
+  return metric_families(*snap);
+}
+
+}  // namespace ikelb
