@@ -1,0 +1,711 @@
+// ikelbd and ikelbctl end to end, in network namespaces with real veth links and native XDP.
+//
+//   PREFIX-cli  c1 198.51.100.2/24, clients 100.64.0.N/32  (ikelb_netns_tool send)
+//        |
+//   PREFIX-lb   c0 198.51.100.1/24 ... g<i> 10.0.<i>.1/24   ikelbd, VIP 203.0.113.10 (routed only)
+//        |
+//   PREFIX-gw<i> e0 10.0.<i>.2/24, default via 10.0.<i>.1  (ikelb_netns_tool serve)
+//
+// Neighbours are permanent entries (what health probes keep resolved in production), so the
+// first packets of a burst never wait in the kernel's unresolved-neighbour queue. Every process,
+// namespace and mount a test creates is removed in TearDown, also when the test failed.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+extern char** environ;
+
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using Argv = std::vector<std::string>;
+
+constexpr const char* kVip = "203.0.113.10";
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string tail(const std::string& text, size_t max = 4000) {
+  return text.size() <= max ? text : "..." + text.substr(text.size() - max);
+}
+
+std::string join(const Argv& argv) {
+  std::string out;
+  for (const auto& a : argv) out += (out.empty() ? "" : " ") + a;
+  return out;
+}
+
+// Starts argv[0] (looked up in PATH) with stdin from /dev/null and stdout/stderr appended to
+// `out_path`. Throws if it cannot be started.
+pid_t spawn(const Argv& argv, const std::string& out_path) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) throw std::runtime_error("cannot start " + join(argv) + ": " + std::strerror(rc));
+  return pid;
+}
+
+// Waits up to `timeout` for `pid` to exit; its wait status, or nullopt if it still runs.
+std::optional<int> wait_exit(pid_t pid, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return status;
+    if (r < 0) return -1;  // not our child any more
+    if (Clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(5ms);
+  }
+}
+
+// SIGTERM, a short grace, then SIGKILL; always reaps.
+void stop_process(pid_t pid) {
+  if (pid <= 0) return;
+  if (kill(pid, SIGTERM) != 0) {
+    waitpid(pid, nullptr, WNOHANG);
+    return;
+  }
+  if (!wait_exit(pid, 500ms)) {
+    kill(pid, SIGKILL);
+    wait_exit(pid, 5000ms);
+  }
+}
+
+struct RunResult {
+  int exit_code = -1;  // -1: killed by a signal or timed out
+  std::string output;  // stdout and stderr
+};
+
+class NetnsAgentTest : public ::testing::Test {
+ protected:
+  // ---- processes ----
+
+  RunResult run(const Argv& argv, std::chrono::milliseconds timeout = 10s) {
+    std::string out = dir_ + "/run." + std::to_string(run_counter_++) + ".out";
+    pid_t pid = 0;
+    try {
+      pid = spawn(argv, out);
+    } catch (const std::exception& e) {
+      return {-1, e.what()};
+    }
+    std::optional<int> status = wait_exit(pid, timeout);
+    if (!status) {
+      kill(pid, SIGKILL);
+      wait_exit(pid, 5s);
+    }
+    RunResult r;
+    r.output = read_file(out);
+    std::filesystem::remove(out);
+    if (!status)
+      r.output += "\n[timed out after " + std::to_string(timeout.count()) + " ms]";
+    else if (WIFEXITED(*status))
+      r.exit_code = WEXITSTATUS(*status);
+    return r;
+  }
+
+  // Runs a set-up command; throws with its output if it fails.
+  std::string must(const Argv& argv) {
+    RunResult r = run(argv);
+    if (r.exit_code != 0)
+      throw std::runtime_error("`" + join(argv) + "` failed (exit " + std::to_string(r.exit_code) +
+                               "): " + r.output);
+    return r.output;
+  }
+
+  // A background process, stopped in TearDown.
+  pid_t start(const Argv& argv, const std::string& out_path) {
+    pid_t pid = spawn(argv, out_path);
+    children_.push_back(pid);
+    return pid;
+  }
+
+  void forget(pid_t pid) { std::erase(children_, pid); }
+
+  std::string ns(const std::string& name) const { return prefix_ + "-" + name; }
+
+  Argv in_ns(const std::string& name, Argv argv) {
+    argv.insert(argv.begin(), {"ip", "netns", "exec", ns(name)});
+    return argv;
+  }
+
+  void write_proc(const std::string& netns, const std::string& path, const std::string& value) {
+    must(in_ns(netns, {"sh", "-c", "echo " + value + " > " + path}));
+  }
+
+  // ---- topology ----
+
+  void SetUp() override {
+    ASSERT_EQ(geteuid(), 0u) << "the netns tests need root";
+    char tmpl[] = "/tmp/ikelb-netns-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    // A unique prefix: "ik" + 4 base-36 digits from the pid and a counter, skipping names in use.
+    static int counter = 0;
+    for (int attempt = 0; prefix_.empty() && attempt < 100; attempt++) {
+      uint32_t v = (static_cast<uint32_t>(getpid()) * 37u + static_cast<uint32_t>(counter++)) %
+                   (36u * 36u * 36u * 36u);
+      std::string p = "ik";
+      for (int i = 0; i < 4; i++, v /= 36) p += "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36];
+      if (!std::filesystem::exists("/run/netns/" + p + "-lb")) prefix_ = p;
+    }
+    ASSERT_FALSE(prefix_.empty());
+
+    bpffs_ = dir_ + "/bpf";
+    std::filesystem::create_directory(bpffs_);
+    ASSERT_EQ(mount("bpf", bpffs_.c_str(), "bpf", 0, nullptr), 0)
+        << "mount -t bpf: " << std::strerror(errno);
+    bpffs_mounted_ = true;
+    config_path_ = dir_ + "/ikelb.json";
+    socket_ = dir_ + "/ikelb.sock";
+    agent_log_ = dir_ + "/ikelbd.log";
+
+    add_namespace("lb");
+    write_proc("lb", "/proc/sys/net/ipv4/ip_forward", "1");
+    // Replies leave XDP with the VIP as source, which the lb namespace has no route to.
+    write_proc("lb", "/proc/sys/net/ipv4/conf/all/rp_filter", "0");
+    write_proc("lb", "/proc/sys/net/ipv4/conf/default/rp_filter", "0");
+
+    add_namespace("cli");
+    add_link("c0", "lb", "c1", "cli", 0);
+    must({"ip", "-n", ns("lb"), "addr", "add", "198.51.100.1/24", "dev", "c0"});
+    must({"ip", "-n", ns("cli"), "addr", "add", "198.51.100.2/24", "dev", "c1"});
+    must({"ip", "-n", ns("cli"), "route", "add", "default", "via", "198.51.100.1"});
+    must({"ip", "-n", ns("lb"), "route", "add", "100.64.0.0/16", "via", "198.51.100.2"});
+    must({"ip", "-n", ns("lb"), "neigh", "replace", "198.51.100.2", "lladdr", mac(0, 2), "nud",
+          "permanent", "dev", "c0"});
+    must({"ip", "-n", ns("cli"), "neigh", "replace", "198.51.100.1", "lladdr", mac(0, 1), "nud",
+          "permanent", "dev", "c1"});
+    std::string batch = dir_ + "/clients.batch";
+    {
+      std::ofstream out(batch);
+      for (int n = 1; n <= kClientAddresses; n++)
+        out << "address add " << client(n) << "/32 dev c1\n";
+    }
+    must({"ip", "-n", ns("cli"), "-batch", batch});
+    must(in_ns("cli", {IKELB_NETNS_TOOL_PATH, "xdp-pass", "c1"}));
+    for (int i = 1; i <= 3; i++) add_gateway(i);
+  }
+
+  // Removes everything SetUp and the test created, whatever state they were left in. Every step
+  // runs even when an earlier one failed.
+  void TearDown() override {
+    auto step = [this](const char* what, const auto& f) {
+      try {
+        f();
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "TearDown: " << what << ": " << e.what();
+      }
+    };
+    if (HasFailure()) step("logs", [this] { dump_logs(); });
+    // The agent first: ikelbctl teardown while it runs, so it detaches and unpins itself.
+    step("ikelbctl teardown", [this] { stop_agent_with_teardown(); });
+    for (pid_t pid : children_) step("stopping a process", [pid] { stop_process(pid); });
+    children_.clear();
+    // An agent that is gone (kill -9, a failed test) left its pins: ikelbd --teardown.
+    step("ikelbd --teardown", [this] {
+      if (!bpffs_mounted_ || !std::filesystem::exists(bpffs_ + "/ikelb")) return;
+      if (std::find(namespaces_.begin(), namespaces_.end(), "lb") == namespaces_.end()) return;
+      RunResult r = run(in_ns("lb", {IKELBD_PATH, "--config", config_path_, "--teardown"}), 10s);
+      if (r.exit_code != 0) ADD_FAILURE() << "ikelbd --teardown: " << r.output;
+    });
+    for (const auto& name : namespaces_)
+      step("ip netns del", [&] {
+        RunResult r = run({"ip", "netns", "del", ns(name)});
+        if (r.exit_code != 0) ADD_FAILURE() << "ip netns del " << ns(name) << ": " << r.output;
+      });
+    namespaces_.clear();
+    if (bpffs_mounted_ && umount2(bpffs_.c_str(), MNT_DETACH) != 0)
+      ADD_FAILURE() << "umount " << bpffs_ << ": " << std::strerror(errno);
+    bpffs_mounted_ = false;
+    if (!dir_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir_, ec);
+    }
+  }
+
+  void stop_agent_with_teardown() {
+    if (agent_pid_ <= 0 || wait_exit(agent_pid_, 0ms)) return;
+    RunResult r = run({IKELBCTL_PATH, "--socket", socket_, "teardown"}, 5s);
+    std::optional<int> status = wait_exit(agent_pid_, r.exit_code == 0 ? 5000ms : 200ms);
+    if (!status) {
+      ADD_FAILURE() << "ikelbd did not stop after teardown: " << r.output;
+      return;  // stopped with the other children
+    }
+    forget(agent_pid_);
+    agent_pid_ = -1;
+    if (r.exit_code != 0) {
+      // An agent the test killed may have been dying already: the fallback handles it.
+      if (!WIFSIGNALED(*status)) ADD_FAILURE() << "ikelbctl teardown: " << r.output;
+      return;
+    }
+    if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0)
+      ADD_FAILURE() << "ikelbd exited with status " << *status << " after teardown";
+    // The teardown contract: nothing pinned, no XDP program left on lb's interfaces.
+    if (std::filesystem::exists(bpffs_ + "/ikelb"))
+      ADD_FAILURE() << "pins left under " << bpffs_ << "/ikelb after ikelbctl teardown";
+    RunResult links = run({"ip", "-n", ns("lb"), "link", "show"});
+    if (links.output.find("xdp") != std::string::npos)
+      ADD_FAILURE() << "XDP still attached after ikelbctl teardown:\n" << links.output;
+  }
+
+  void dump_logs() {
+    std::fprintf(stderr, "---- ikelbd log (%s) ----\n%s\n", agent_log_.c_str(),
+                 tail(read_file(agent_log_)).c_str());
+    for (int i : gateways_)
+      std::fprintf(stderr, "---- gw%d serve output ----\n%s\n", i,
+                   tail(read_file(dir_ + "/serve" + std::to_string(i) + ".out"), 1000).c_str());
+  }
+
+  void add_namespace(const std::string& name) {
+    must({"ip", "netns", "add", ns(name)});
+    namespaces_.push_back(name);
+    must({"ip", "-n", ns(name), "link", "set", "lo", "up"});
+  }
+
+  // MACs: 02:1b:00:00:<link>:01 on the lb side, :02 on the peer.
+  static std::string mac(int link, int side) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "02:1b:00:00:%02x:%02x", link, side);
+    return buf;
+  }
+
+  void add_link(const std::string& lb_if, const std::string& lb_ns, const std::string& peer_if,
+                const std::string& peer_ns, int link) {
+    must({"ip", "-n", ns(lb_ns), "link", "add", lb_if, "address", mac(link, 1), "type", "veth",
+          "peer", "name", peer_if, "address", mac(link, 2), "netns", ns(peer_ns)});
+    must({"ip", "-n", ns(lb_ns), "link", "set", lb_if, "up"});
+    must({"ip", "-n", ns(peer_ns), "link", "set", peer_if, "up"});
+  }
+
+  // Namespace gw<i> behind g<i>, with a fake gateway serving UDP 500/4500 and logging to
+  // gw<i>.log. Returns once it listens.
+  void add_gateway(int i) {
+    const std::string gw = "gw" + std::to_string(i), g = "g" + std::to_string(i);
+    const std::string net = "10.0." + std::to_string(i) + ".";
+    add_namespace(gw);
+    add_link(g, "lb", "e0", gw, i);
+    must({"ip", "-n", ns("lb"), "addr", "add", net + "1/24", "dev", g});
+    must({"ip", "-n", ns(gw), "addr", "add", net + "2/24", "dev", "e0"});
+    must({"ip", "-n", ns(gw), "route", "add", "default", "via", net + "1"});
+    must({"ip", "-n", ns("lb"), "neigh", "replace", net + "2", "lladdr", mac(i, 2), "nud",
+          "permanent", "dev", g});
+    must({"ip", "-n", ns(gw), "neigh", "replace", net + "1", "lladdr", mac(i, 1), "nud",
+          "permanent", "dev", "e0"});
+    must(in_ns(gw, {IKELB_NETNS_TOOL_PATH, "xdp-pass", "e0"}));
+    const std::string log = gateway_log(i);
+    start(in_ns(gw, {IKELB_NETNS_TOOL_PATH, "serve", "--log", log}),
+          dir_ + "/serve" + std::to_string(i) + ".out");
+    gateways_.push_back(i);
+    const auto deadline = Clock::now() + 5s;
+    while (!std::filesystem::exists(log)) {
+      if (Clock::now() > deadline)
+        throw std::runtime_error(gw + ": serve did not start: " +
+                                 read_file(dir_ + "/serve" + std::to_string(i) + ".out"));
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+
+  std::string gateway_log(int i) const { return dir_ + "/gw" + std::to_string(i) + ".log"; }
+
+  // Client n's address: 100.64.0.0 + n.
+  static std::string client(int n) {
+    return "100.64." + std::to_string(n / 256) + "." + std::to_string(n % 256);
+  }
+  static constexpr int kClientAddresses = 300;
+
+  // ---- the agent ----
+
+  void write_config(int backends, uint32_t idle_timeout_s) {
+    nlohmann::json ifs = {"c0"}, list = nlohmann::json::array();
+    for (int i = 1; i <= backends; i++) {
+      ifs.push_back("g" + std::to_string(i));
+      list.push_back(
+          {{"name", "gw" + std::to_string(i)}, {"address", "10.0." + std::to_string(i) + ".2"}});
+    }
+    nlohmann::json config = {
+        {"interfaces", ifs},
+        {"bpffs", bpffs_ + "/ikelb"},
+        {"admin", {{"socket", socket_}}},
+        {"metrics", {{"listen", nullptr}}},
+        {"affinity", {{"idle_timeout_s", idle_timeout_s}, {"max_entries", 65536}}},
+        {"log_level", "info"},
+        {"virtual_servers",
+         {{{"name", "vpn"},
+           {"address", kVip},
+           {"health_check", {{"mode", "none"}}},
+           {"backends", list}}}}};
+    std::string tmp = config_path_ + ".tmp";
+    std::ofstream(tmp) << config.dump(2) << "\n";
+    std::filesystem::rename(tmp, config_path_);
+  }
+
+  // Starts ikelbd in the lb namespace and waits (<= 10 s) until `ikelbctl status` answers.
+  void start_agent() {
+    agent_pid_ = start(in_ns("lb", {IKELBD_PATH, "--config", config_path_}), agent_log_);
+    const auto deadline = Clock::now() + 10s;
+    for (;;) {
+      if (auto status = wait_exit(agent_pid_, 0ms)) {
+        forget(agent_pid_);
+        agent_pid_ = -1;
+        throw std::runtime_error("ikelbd exited (status " + std::to_string(*status) +
+                                 ") before answering: " + tail(read_file(agent_log_)));
+      }
+      if (run({IKELBCTL_PATH, "--socket", socket_, "status"}, 2s).exit_code == 0) return;
+      if (Clock::now() > deadline)
+        throw std::runtime_error("ikelbd did not answer within 10 s: " +
+                                 tail(read_file(agent_log_)));
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+
+  nlohmann::json ctl_json(const Argv& command) {
+    Argv argv = {IKELBCTL_PATH, "--socket", socket_, "--json"};
+    argv.insert(argv.end(), command.begin(), command.end());
+    RunResult r = run(argv, 5s);
+    if (r.exit_code != 0)
+      throw std::runtime_error("`" + join(argv) + "` exit " + std::to_string(r.exit_code) + ": " +
+                               r.output);
+    return nlohmann::json::parse(r.output);
+  }
+
+  nlohmann::json backend(const std::string& name) {
+    const nlohmann::json all = ctl_json({"backends"});
+    for (const auto& b : all["backends"])
+      if (b["name"] == name) return b;
+    throw std::runtime_error("no backend " + name + " in `ikelbctl backends`");
+  }
+
+  // ---- traffic ----
+
+  struct Counts {
+    int sent = 0, replied = 0, from_vip = 0;
+  };
+  using SendResult = std::map<std::string, Counts>;  // by client address
+
+  Argv send_argv(int port, const std::string& clients_option, const std::string& clients,
+                 const std::string& prefix, int rounds, int interval_ms) {
+    Argv argv = {IKELB_NETNS_TOOL_PATH, "send", "--vip", kVip, "--port", std::to_string(port)};
+    if (clients_option == "--first") {
+      auto colon = clients.find(':');
+      argv.insert(argv.end(),
+                  {"--first", clients.substr(0, colon), "--count", clients.substr(colon + 1)});
+    } else {
+      argv.insert(argv.end(), {"--clients", clients});
+    }
+    argv.insert(argv.end(), {"--payload-prefix", prefix, "--rounds", std::to_string(rounds),
+                             "--interval-ms", std::to_string(interval_ms), "--timeout-ms", "2000"});
+    return in_ns("cli", argv);
+  }
+
+  static SendResult parse_send(const std::string& output) {
+    SendResult result;
+    std::istringstream in(output);
+    std::string line;
+    while (std::getline(in, line)) {
+      char addr[64];
+      Counts c;
+      if (std::sscanf(line.c_str(), "%63s sent=%d replied=%d from_vip=%d", addr, &c.sent,
+                      &c.replied, &c.from_vip) == 4)
+        result[addr] = c;
+      else
+        throw std::runtime_error("unexpected send output: " + line);
+    }
+    return result;
+  }
+
+  // Clients first..first+count-1 send `rounds` datagrams each and wait for the replies.
+  SendResult send(int port, int first, int count, const std::string& prefix, int rounds = 1,
+                  int interval_ms = 0) {
+    Argv argv = send_argv(port, "--first", std::to_string(first) + ":" + std::to_string(count),
+                          prefix, rounds, interval_ms);
+    RunResult r = run(argv, 30s);
+    if (r.exit_code != 0) throw std::runtime_error("send failed: " + r.output);
+    return parse_send(r.output);
+  }
+
+  SendResult send_list(int port, const std::vector<std::string>& addresses,
+                       const std::string& prefix) {
+    std::string list;
+    for (const auto& a : addresses) {
+      in_addr in{};
+      if (inet_pton(AF_INET, a.c_str(), &in) != 1) throw std::runtime_error("bad address " + a);
+      uint32_t n = ntohl(in.s_addr) - (100u << 24 | 64u << 16);  // inverse of client()
+      list += (list.empty() ? "" : ",") + std::to_string(n);
+    }
+    RunResult r = run(send_argv(port, "--clients", list, prefix, 1, 0), 30s);
+    if (r.exit_code != 0) throw std::runtime_error("send failed: " + r.output);
+    return parse_send(r.output);
+  }
+
+  // "" if each of `expected_clients` sent `rounds` datagrams and got every answer from the VIP;
+  // else the first problems.
+  static std::string answered_by_vip(const SendResult& result, size_t expected_clients,
+                                     int rounds) {
+    std::string problems;
+    int shown = 0;
+    if (result.size() != expected_clients)
+      problems += std::to_string(result.size()) + " clients reported, expected " +
+                  std::to_string(expected_clients) + "; ";
+    for (const auto& [addr, c] : result) {
+      if (c.sent == rounds && c.replied == rounds && c.from_vip == rounds) continue;
+      if (shown++ < 10)
+        problems += addr + " sent=" + std::to_string(c.sent) +
+                    " replied=" + std::to_string(c.replied) +
+                    " from_vip=" + std::to_string(c.from_vip) + "; ";
+    }
+    if (shown > 10) problems += "and " + std::to_string(shown - 10) + " more";
+    return problems;
+  }
+
+  // What the gateways logged for datagrams whose payload starts with "<prefix>:".
+  struct Delivery {
+    int gateway = 0;
+    std::string source, payload_client;
+    int port = 0, round = 0;
+  };
+  std::vector<Delivery> deliveries(const std::string& prefix) {
+    std::vector<Delivery> out;
+    for (int gw : gateways_) {
+      std::istringstream in(read_file(gateway_log(gw)));
+      std::string line;
+      while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        Delivery d;
+        std::string payload;
+        fields >> d.source >> d.port >> payload;
+        if (!payload.starts_with(prefix + ":")) continue;
+        d.gateway = gw;
+        std::string rest = payload.substr(prefix.size() + 1);
+        auto colon = rest.rfind(':');
+        d.payload_client = rest.substr(0, colon);
+        d.round = std::stoi(rest.substr(colon + 1));
+        out.push_back(d);
+      }
+    }
+    return out;
+  }
+
+  // Gateways each client's datagrams (of `prefix`) reached; checks that every datagram arrived
+  // with the client's own address as source and on `port`.
+  std::map<std::string, std::set<int>> gateways_of(const std::string& prefix, int port,
+                                                   size_t expected_datagrams) {
+    std::map<std::string, std::set<int>> out;
+    auto list = deliveries(prefix);
+    EXPECT_EQ(list.size(), expected_datagrams) << "datagrams logged for " << prefix;
+    int wrong = 0;
+    for (const auto& d : list) {
+      if (d.source != d.payload_client || d.port != port) {
+        if (wrong++ < 5)
+          ADD_FAILURE() << "gw" << d.gateway << " got " << d.payload_client << "'s datagram from "
+                        << d.source << " on port " << d.port << " (expected port " << port << ")";
+        continue;
+      }
+      out[d.source].insert(d.gateway);
+    }
+    EXPECT_EQ(wrong, 0) << "datagrams without the client's real source address or on another port";
+    return out;
+  }
+
+  // client -> its one gateway; a failure for every client seen on more than one.
+  static std::map<std::string, int> single_gateway(
+      const std::map<std::string, std::set<int>>& seen) {
+    std::map<std::string, int> out;
+    for (const auto& [c, gws] : seen) {
+      EXPECT_EQ(gws.size(), 1u) << c << " reached " << gws.size() << " gateways";
+      out[c] = *gws.begin();
+    }
+    return out;
+  }
+
+  static std::map<int, int> clients_per_gateway(const std::map<std::string, int>& placement) {
+    std::map<int, int> out;
+    for (const auto& [c, gw] : placement) out[gw]++;
+    return out;
+  }
+
+  std::string dir_, prefix_, bpffs_, config_path_, socket_, agent_log_;
+  bool bpffs_mounted_ = false;
+  std::vector<std::string> namespaces_;
+  std::vector<int> gateways_;
+  std::vector<pid_t> children_;
+  pid_t agent_pid_ = -1;
+  int run_counter_ = 0;
+};
+
+TEST_F(NetnsAgentTest, TwoHundredClientsKeepTheirGatewayAcrossPorts) {
+  write_config(3, 60);
+  start_agent();
+  SendResult ike = send(500, 1, 200, "ike");
+  SendResult natt = send(4500, 1, 200, "natt");
+  EXPECT_EQ(answered_by_vip(ike, 200, 1), "");
+  EXPECT_EQ(answered_by_vip(natt, 200, 1), "");
+
+  auto on500 = single_gateway(gateways_of("ike", 500, 200));
+  auto on4500 = single_gateway(gateways_of("natt", 4500, 200));
+  ASSERT_EQ(on500.size(), 200u);
+  ASSERT_EQ(on4500.size(), 200u);
+  int moved = 0;
+  for (const auto& [c, gw] : on500)
+    if (on4500.count(c) == 0 || on4500.at(c) != gw) moved++;
+  EXPECT_EQ(moved, 0) << "clients whose UDP 4500 datagrams reached another gateway than UDP 500";
+  auto per_gw = clients_per_gateway(on500);
+  for (int gw = 1; gw <= 3; gw++) EXPECT_GT(per_gw[gw], 0) << "gw" << gw << " got no client";
+  EXPECT_EQ(per_gw[1] + per_gw[2] + per_gw[3], 200);
+}
+
+TEST_F(NetnsAgentTest, KillDashNineLosesNothing) {
+  write_config(3, 60);
+  start_agent();
+  EXPECT_EQ(ctl_json({"status"})["adopted"], false);
+  constexpr int kClients = 50, kRounds = 60, kIntervalMs = 50;  // a 3 s stream
+  const std::string out = dir_ + "/stream.out";
+  pid_t sender = start(
+      send_argv(4500, "--first", "1:" + std::to_string(kClients), "stream", kRounds, kIntervalMs),
+      out);
+  std::this_thread::sleep_for(500ms);
+  ASSERT_EQ(kill(agent_pid_, SIGKILL), 0);
+  ASSERT_TRUE(wait_exit(agent_pid_, 5s).has_value());
+  forget(agent_pid_);
+  agent_pid_ = -1;
+  std::this_thread::sleep_for(500ms);
+  ASSERT_FALSE(wait_exit(sender, 0ms).has_value()) << "the stream ended before the restart";
+  start_agent();
+  EXPECT_FALSE(wait_exit(sender, 0ms).has_value())
+      << "the stream ended before the restarted ikelbd answered";
+
+  std::optional<int> status = wait_exit(sender, 15s);
+  forget(sender);
+  ASSERT_TRUE(status.has_value()) << "the stream did not finish";
+  ASSERT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << read_file(out);
+  SendResult result = parse_send(read_file(out));
+  EXPECT_EQ(answered_by_vip(result, kClients, kRounds), "");
+
+  auto placement = single_gateway(gateways_of("stream", 4500, kClients * kRounds));
+  EXPECT_EQ(placement.size(), static_cast<size_t>(kClients));
+  std::set<std::pair<std::string, int>> unique;
+  for (const auto& d : deliveries("stream")) unique.insert({d.payload_client, d.round});
+  EXPECT_EQ(unique.size(), static_cast<size_t>(kClients * kRounds)) << "duplicates or losses";
+
+  nlohmann::json st = ctl_json({"status"});
+  EXPECT_EQ(st["adopted"], true) << st.dump();
+}
+
+TEST_F(NetnsAgentTest, ReloadAddingAFourthGatewayKeepsPinnedClients) {
+  add_gateway(4);  // namespace and link ready; not in the config yet
+  write_config(3, 60);
+  start_agent();
+  SendResult before = send(500, 1, 100, "before");
+  EXPECT_EQ(answered_by_vip(before, 100, 1), "");
+  auto placed = single_gateway(gateways_of("before", 500, 100));
+  ASSERT_EQ(placed.size(), 100u);
+  EXPECT_EQ(clients_per_gateway(placed)[4], 0);
+
+  write_config(4, 60);
+  RunResult reload = run({IKELBCTL_PATH, "--socket", socket_, "reload"});
+  ASSERT_EQ(reload.exit_code, 0) << reload.output;
+  EXPECT_EQ(backend("gw4")["state"], "active");
+
+  SendResult again = send(500, 1, 100, "again");
+  EXPECT_EQ(answered_by_vip(again, 100, 1), "");
+  auto replaced = single_gateway(gateways_of("again", 500, 100));
+  int moved = 0;
+  for (const auto& [c, gw] : placed)
+    if (replaced.count(c) == 0 || replaced.at(c) != gw) moved++;
+  EXPECT_EQ(moved, 0) << "pinned clients that changed gateway after the reload";
+
+  SendResult fresh = send(500, 101, 200, "fresh");
+  EXPECT_EQ(answered_by_vip(fresh, 200, 1), "");
+  auto per_gw = clients_per_gateway(single_gateway(gateways_of("fresh", 500, 200)));
+  for (int gw = 1; gw <= 4; gw++) EXPECT_GT(per_gw[gw], 0) << "gw" << gw << " got no new client";
+  EXPECT_EQ(per_gw[1] + per_gw[2] + per_gw[3] + per_gw[4], 200);
+}
+
+TEST_F(NetnsAgentTest, DrainKeepsPinnedClientsAndReportsDrained) {
+  write_config(3, 3);
+  start_agent();
+  SendResult first = send(500, 1, 100, "first");
+  EXPECT_EQ(answered_by_vip(first, 100, 1), "");
+  auto placed = single_gateway(gateways_of("first", 500, 100));
+  ASSERT_EQ(placed.size(), 100u);
+  std::vector<std::string> on_gw2;
+  for (const auto& [c, gw] : placed)
+    if (gw == 2) on_gw2.push_back(c);
+  ASSERT_FALSE(on_gw2.empty());
+
+  RunResult drain = run({IKELBCTL_PATH, "--socket", socket_, "drain", "gw2"});
+  ASSERT_EQ(drain.exit_code, 0) << drain.output;
+
+  SendResult pinned = send_list(500, on_gw2, "pinned");
+  EXPECT_EQ(answered_by_vip(pinned, on_gw2.size(), 1), "");
+  auto pinned_placed = single_gateway(gateways_of("pinned", 500, on_gw2.size()));
+  EXPECT_EQ(clients_per_gateway(pinned_placed)[2], static_cast<int>(on_gw2.size()))
+      << "gw2's pinned clients must stay on gw2 while it drains";
+
+  SendResult fresh = send(500, 101, 100, "fresh");
+  EXPECT_EQ(answered_by_vip(fresh, 100, 1), "");
+  auto fresh_per_gw = clients_per_gateway(single_gateway(gateways_of("fresh", 500, 100)));
+  EXPECT_EQ(fresh_per_gw[2], 0) << "new clients reached the draining gw2";
+  EXPECT_EQ(fresh_per_gw[1] + fresh_per_gw[3], 100);
+
+  // Draining, with its pinned clients counted by the next affinity scans.
+  nlohmann::json b;
+  auto deadline = Clock::now() + 3s;
+  for (;;) {
+    b = backend("gw2");
+    if (b["state"] == "draining" && b["pinned_clients"] == on_gw2.size()) break;
+    if (Clock::now() > deadline) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(b["state"], "draining") << b.dump();
+  EXPECT_EQ(b["pinned_clients"], on_gw2.size()) << b.dump();
+
+  // No traffic from them for longer than the idle timeout: drained, nobody pinned.
+  deadline = Clock::now() + 8s;
+  for (;;) {
+    b = backend("gw2");
+    if (b["state"] == "drained" && b["pinned_clients"] == 0) break;
+    if (Clock::now() > deadline) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(b["state"], "drained") << b.dump();
+  EXPECT_EQ(b["pinned_clients"], 0) << b.dump();
+}
+
+}  // namespace
