@@ -291,9 +291,7 @@ const InvalidCase kInvalid[] = {
       {"/virtual_servers/0/health_check/jitter_ms",
        "must be between 0 and 500 (half of interval_ms), got 501"},
       {"/virtual_servers/1/health_check/interval_ms",
-       "must be greater than timeout_ms (500 by default), got 150"},
-      {"/virtual_servers/1/health_check/interval_ms",
-       "must be at least twice jitter_ms (100 by default), got 150"}}},
+       "must be greater than timeout_ms (150 by default), got 150"}}},
     {"health_check_full_mode_interval",
      R"({"interfaces": ["eth0"], "virtual_servers": [
          {"name": "v", "address": "203.0.113.10",
@@ -308,7 +306,7 @@ const InvalidCase kInvalid[] = {
        "cookie/blocking thresholds (cookie_threshold_ip, block_threshold) would soon answer the "
        "prober with COOKIE or drop it; use mode \"stateless\" for fast probes"},
       {"/virtual_servers/1/health_check/mode",
-       "mode \"full\" needs interval_ms of at least 12000, got 1000 (the default): every full "
+       "mode \"full\" needs interval_ms of at least 12000, got 200 (the default): every full "
        "IKE_SA_INIT leaves a half-open IKE SA on the gateway for about 30 s, and strongSwan's "
        "per-source cookie/blocking thresholds (cookie_threshold_ip, block_threshold) would soon "
        "answer the prober with COOKIE or drop it; use mode \"stateless\" for fast probes"}}},
@@ -505,11 +503,11 @@ TEST(ParseConfig, FillsDefaults) {
   EXPECT_TRUE(vs.esp);
   EXPECT_EQ(vs.maglev_table_size, 65537u);
   EXPECT_EQ(vs.health_check.mode, ProbeMode::kStateless);
-  EXPECT_EQ(vs.health_check.interval_ms, 1000u);
-  EXPECT_EQ(vs.health_check.timeout_ms, 500u);
+  EXPECT_EQ(vs.health_check.interval_ms, 200u);
+  EXPECT_EQ(vs.health_check.timeout_ms, 150u);
   EXPECT_EQ(vs.health_check.rise, 2u);
   EXPECT_EQ(vs.health_check.fall, 3u);
-  EXPECT_EQ(vs.health_check.jitter_ms, 100u);
+  EXPECT_EQ(vs.health_check.jitter_ms, 20u);
   EXPECT_EQ(vs.health_check.port, 500);
   EXPECT_TRUE(vs.health_check.no_proposal_chosen_healthy);
   EXPECT_FALSE(vs.health_check.source);
