@@ -29,6 +29,7 @@ int baseline_tx(struct xdp_md* ctx __attribute__((unused))) {
   return XDP_TX;
 }
 
+/* new_client: 0 the template's client, 1 a new client every run, 2 cycle over 10,000 clients. */
 static __always_inline int bench_run(struct xdp_md* ctx, int run_ikelb, int new_client) {
   __u32 zero = 0;
   struct bench_scratch* s = bpf_map_lookup_elem(&bench_scratch, &zero);
@@ -37,7 +38,8 @@ static __always_inline int bench_run(struct xdp_md* ctx, int run_ikelb, int new_
   if (new_client) {
     /* A different IPv4 client source address every run (offset 26 in an untagged frame). The
      * header checksum is left stale: the data path never verifies it. */
-    __u32 src = bpf_htonl(0x64400000u + (s->counter++ & 0x3fffffu));
+    __u32 n = s->counter++;
+    __u32 src = bpf_htonl(0x64400000u + (new_client == 2 ? n % 10000 : n & 0x3fffffu));
     if (bpf_xdp_store_bytes(ctx, 26, &src, sizeof(src))) return XDP_ABORTED;
   }
   int verdict = run_ikelb ? ikelb_process(ctx) : XDP_TX;
@@ -58,4 +60,9 @@ int bench_ikelb(struct xdp_md* ctx) {
 SEC("xdp")
 int bench_ikelb_new_client(struct xdp_md* ctx) {
   return bench_run(ctx, 1, 1);
+}
+
+SEC("xdp")
+int bench_ikelb_10k_clients(struct xdp_md* ctx) {
+  return bench_run(ctx, 1, 2);
 }

@@ -67,8 +67,8 @@ struct SkelDeleter {
 int run(uint32_t repeat) {
   Sandbox sandbox = Sandbox::create();
   Datapath dp(Datapath::Options{.table_slots = 2 * kTableSize,
-                               .affinity_entries = IKELB_DEFAULT_AFFINITY_ENTRIES,
-                               .pin_dir = ""});
+                                .affinity_entries = IKELB_DEFAULT_AFFINITY_ENTRIES,
+                                .pin_dir = ""});
   Testbed bed(dp, sandbox);
 
   std::unique_ptr<ikelb_microbench_bpf, SkelDeleter> skel(ikelb_microbench_bpf__open());
@@ -106,6 +106,12 @@ int run(uint32_t repeat) {
       {"baseline: XDP_TX only", bpf_program__fd(skel->progs.baseline_tx), to_vip, cli, XDP_TX, {}},
       {"snapshot+restore only", copy, to_vip, cli, XDP_TX, {}},
       {"affinity hit (client->VIP)", ikelb, to_vip, cli, XDP_REDIRECT, {}},
+      {"affinity hit, 10,000 clients",
+       bpf_program__fd(skel->progs.bench_ikelb_10k_clients),
+       to_vip,
+       cli,
+       XDP_REDIRECT,
+       {}},
       {"Maglev miss (new client each run)",
        bpf_program__fd(skel->progs.bench_ikelb_new_client),
        to_vip,
