@@ -8,6 +8,14 @@ namespace {
 // Groups every probe offers, most modern first (DESIGN.md).
 const std::vector<uint16_t> kOfferedGroups{kGroupX25519, kGroupEcp256, kGroupModp2048};
 
+// The P-256 base point G (x || y, SEC 2): a valid ECP256 public value, so a full-mode probe can
+// complete a handshake with a gateway that insists on group 19 (random bytes are not a point).
+constexpr std::array<uint8_t, 64> kEcp256Generator{
+    0x6b, 0x17, 0xd1, 0xf2, 0xe1, 0x2c, 0x42, 0x47, 0xf8, 0xbc, 0xe6, 0xe5, 0x63, 0xa4, 0x40, 0xf2,
+    0x77, 0x03, 0x7d, 0x81, 0x2d, 0xeb, 0x33, 0xa0, 0xf4, 0xa1, 0x39, 0x45, 0xd8, 0x98, 0xc2, 0x96,
+    0x4f, 0xe3, 0x42, 0xe2, 0xfe, 0x1a, 0x7f, 0x9b, 0x8e, 0xe7, 0xeb, 0x4a, 0x7c, 0x0f, 0x9e, 0x16,
+    0x2b, 0xce, 0x33, 0x57, 0x6b, 0x31, 0x5e, 0xce, 0xcb, 0xb6, 0x40, 0x68, 0x37, 0xbf, 0x51, 0xf5};
+
 }  // namespace
 
 ProbeSession::ProbeSession(SessionSettings settings, RandomFill random, bool initially_healthy,
@@ -20,8 +28,11 @@ ProbeSession::ProbeSession(SessionSettings settings, RandomFill random, bool ini
 uint16_t ProbeSession::next_ke_group() const {
   const auto& pref = status_.preferred_group;
   if (settings_.mode == ProbeMode::kFull)
-    // A KE the gateway accepts; X25519 or MODP2048 values can be made from random bytes.
-    return pref && (*pref == kGroupModp2048 || *pref == kGroupX25519) ? *pref : kGroupX25519;
+    // A KE the gateway accepts: X25519 and MODP2048 values from random bytes, ECP256 the base
+    // point.
+    return pref && (*pref == kGroupModp2048 || *pref == kGroupX25519 || *pref == kGroupEcp256)
+               ? *pref
+               : kGroupX25519;
   if (!pref || *pref != kGroupX25519) return kGroupX25519;
   return kGroupModp2048;  // anything offered but not preferred: the answer is INVALID_KE
 }
@@ -35,6 +46,8 @@ Bytes ProbeSession::build_probe() {
   req.ke_group = sent_group_ = next_ke_group();
   req.ke_data.resize(ke_length(req.ke_group));
   random_(req.ke_data);
+  if (req.ke_group == kGroupEcp256)
+    req.ke_data.assign(kEcp256Generator.begin(), kEcp256Generator.end());
   if (req.ke_group == kGroupModp2048) {
     // A value in 1 < y < p - 1: p starts with 64 one bits, so a first byte below 0xff does.
     req.ke_data[0] &= 0x7f;

@@ -4,11 +4,15 @@
 //       attach a trivial XDP_PASS program (native mode) to each interface, so that it can be the
 //       peer of an XDP redirect target, and turn its TX checksum offload off (a partial UDP
 //       checksum does not survive an XDP redirect).
-//   serve --log FILE
+//   serve --log FILE [--ike-group G]
 //       a fake gateway: UDP 0.0.0.0:500 and 0.0.0.0:4500; every datagram appends
 //       "<src_ip> <dst_port> <payload>\n" to FILE and is answered with "R" + payload from the same
 //       socket. FILE is created only once both sockets are bound (readiness). Runs until SIGTERM
-//       or SIGINT.
+//       or SIGINT. With --ike-group, an IKE_SA_INIT request on port 500 (a health probe) is not
+//       logged but answered like a stateless IKE daemon: INVALID_KE_PAYLOAD naming group G.
+//       With --ike-garbage TEXT, a datagram of 8 bytes or more on port 500 is not logged but
+//       answered with its first 8 bytes (an IKE request's SPIi) followed by TEXT: a responder that
+//       speaks no IKE (tests/netns/probe_test.cc).
 //   send --vip IP --port P (--first N --count K | --clients N1,N2,...) --payload-prefix S
 //        [--rounds R] [--interval-ms I] [--timeout-ms T]
 //       clients: client N has the address 100.64.0.0 + N (100.64.0.N for N < 256) and a socket
@@ -100,6 +104,7 @@ int xdp_pass(const std::vector<std::string>& ifnames) {
 // ---- serve ----
 
 volatile sig_atomic_t g_stop = 0;
+std::string g_ike_garbage;  // serve --ike-garbage
 void on_signal(int) {
   g_stop = 1;
 }
@@ -120,7 +125,25 @@ int bind_udp(uint16_t port) {
   return fd;
 }
 
-int serve(const std::string& log_path) {
+// An IKEv2 IKE_SA_INIT request (RFC 7296 3.1): the answer is INVALID_KE_PAYLOAD naming `group`,
+// with the request's SPIi, a zero SPIr and message ID 0. Empty if `d` is not such a request.
+std::string invalid_ke_answer(const unsigned char* d, size_t len, uint16_t group) {
+  if (len < 28 || d[17] >> 4 != 2 || d[18] != 34 || !(d[19] & 0x08) || (d[19] & 0x20)) return {};
+  std::string out(38, '\0');
+  std::memcpy(out.data(), d, 8);  // SPIi
+  out[16] = 41;                   // next payload: Notify
+  out[17] = 0x20;                 // version 2.0
+  out[18] = 34;                   // IKE_SA_INIT
+  out[19] = 0x20;                 // response
+  out[27] = 38;                   // length
+  out[28 + 3] = 10;               // Notify payload length
+  out[28 + 7] = 17;               // INVALID_KE_PAYLOAD
+  out[28 + 8] = static_cast<char>(group >> 8);
+  out[28 + 9] = static_cast<char>(group & 0xff);
+  return out;
+}
+
+int serve(const std::string& log_path, int ike_group) {
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigaction(SIGTERM, &sa, nullptr);
@@ -145,6 +168,22 @@ int serve(const std::string& log_path) {
       ssize_t len = recvfrom(pfd[i].fd, buf + 1, sizeof(buf) - 2, MSG_DONTWAIT,
                              reinterpret_cast<sockaddr*>(&from), &fromlen);
       if (len < 0) continue;
+      if (ike_group > 0 && ports[i] == 500) {
+        std::string answer =
+            invalid_ke_answer(reinterpret_cast<unsigned char*>(buf + 1), static_cast<size_t>(len),
+                              static_cast<uint16_t>(ike_group));
+        if (!answer.empty()) {
+          sendto(pfd[i].fd, answer.data(), answer.size(), 0, reinterpret_cast<sockaddr*>(&from),
+                 fromlen);
+          continue;
+        }
+      }
+      if (!g_ike_garbage.empty() && ports[i] == 500 && len >= 8) {
+        std::string answer = std::string(buf + 1, 8) + g_ike_garbage;
+        sendto(pfd[i].fd, answer.data(), answer.size(), 0, reinterpret_cast<sockaddr*>(&from),
+               fromlen);
+        continue;
+      }
       char src[INET_ADDRSTRLEN] = "?";
       inet_ntop(AF_INET, &from.sin_addr, src, sizeof(src));
       std::string line = std::string(src) + " " + std::to_string(ports[i]) + " " +
@@ -288,7 +327,7 @@ int send_mode(const std::map<std::string, std::string>& opt) {
 int usage() {
   std::fprintf(stderr,
                "usage: ikelb_netns_tool xdp-pass IFNAME...\n"
-               "       ikelb_netns_tool serve --log FILE\n"
+               "       ikelb_netns_tool serve --log FILE [--ike-group G] [--ike-garbage TEXT]\n"
                "       ikelb_netns_tool send --vip IP --port P (--first N --count K | --clients "
                "N,N,...)\n"
                "           --payload-prefix S [--rounds R] [--interval-ms I] [--timeout-ms T]\n");
@@ -308,7 +347,9 @@ int main(int argc, char** argv) {
     opt[a.substr(2)] = argv[++i];
   }
   try {
-    if (mode == "serve" && opt.count("log")) return serve(opt["log"]);
+    if (opt.count("ike-garbage")) g_ike_garbage = opt["ike-garbage"];
+    if (mode == "serve" && opt.count("log"))
+      return serve(opt["log"], opt.count("ike-group") ? std::stoi(opt["ike-group"]) : 0);
     if (mode == "send") return send_mode(opt);
   } catch (const std::exception& e) {
     return fail(e.what());

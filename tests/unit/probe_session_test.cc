@@ -136,6 +136,20 @@ TEST_F(SessionTest, FullModeSendsThePreferredGroup) {
   EXPECT_EQ(ke_group_of(*p2), kGroupModp2048);
 }
 
+TEST_F(SessionTest, FullModeAnswersAnEcp256GatewayWithAValidPoint) {
+  settings.mode = ProbeMode::kFull;
+  ProbeSession s = make();
+  auto p1 = s.poll(t0);
+  s.on_datagram(t0 + 1ms, invalid_ke(*p1, kGroupEcp256));
+  auto p2 = s.poll(t0 + 1s);
+  ASSERT_TRUE(p2);
+  EXPECT_EQ(ke_group_of(*p2), kGroupEcp256);
+  size_t sa_len = ((*p2)[30] << 8) | (*p2)[31];
+  Bytes point(p2->begin() + 28 + sa_len + 8, p2->begin() + 28 + sa_len + 8 + 64);
+  EXPECT_EQ(point[0], 0x6b);   // x of the P-256 base point
+  EXPECT_EQ(point[63], 0xf5);  // ... and the last byte of y
+}
+
 TEST_F(SessionTest, RetransmitsAreByteIdenticalThenTimeoutsTakeItDownAndAnswersBringItBack) {
   ProbeSession s = make();
   for (int probe = 0; probe < 3; probe++) {

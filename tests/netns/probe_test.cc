@@ -1,0 +1,734 @@
+// IKE health probes end to end: ikelbd probes real strongSwan gateways (charon in network
+// namespaces, tests/netns/strongswan.sh) and fake responders, and `ikelbctl --json backends`
+// must report what the gateways really do. ike-scan, an independent IKE prober, is run against
+// the same gateways from the same namespace and must reach the same verdict.
+//
+//   PREFIX-lb   g<i> 10.0.<i>.1/24   ikelbd (probes from here), ike-scan
+//        |
+//   PREFIX-gw<i> e0 10.0.<i>.2/24    charon (sw_gateway_start) or ikelb_netns_tool serve
+//
+// Nothing is forwarded: probes and ike-scan are ordinary sockets of the lb namespace, and their
+// answers are addressed to lb's own addresses, which the XDP program passes untranslated. The
+// VIPs are not routed anywhere. Every process, charon, namespace and mount a test creates is
+// removed in TearDown, also when the test failed.
+//
+// Which group a gateway prefers decides what a stateless probe costs it (healthcheck/session.h):
+// the probe offers {31, 19, 14} with an X25519 KE. strongSwan picks the first of its configured
+// proposals that matches; its built-in "default" proposal lists CURVE_25519 first (then
+// CURVE_448, ECP_256, ...), so a default gateway accepts the very first probe and keeps one
+// half-open IKE_SA for 30 s. Gateways here therefore get explicit proposals: kPreferEcp256 makes
+// every probe, the first included, end in INVALID_KE_PAYLOAD(19) and leave nothing behind;
+// kPreferX25519 shows the one-half-open-SA cost of the first probe (and is what full mode needs
+// to get a complete IKE_SA_INIT response at once). The last proposal of both lets plain
+// `ike-scan --ikev2` (AES/3DES, SHA1/MD5, groups 2, 5, 14) match too.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+extern char** environ;
+
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using Argv = std::vector<std::string>;
+using Json = nlohmann::json;
+using Ms = std::chrono::milliseconds;
+
+constexpr const char* kPreferEcp256 =
+    "aes256-sha256-ecp256,aes256-sha256-x25519-modp2048,aes256-aes128-sha256-sha1-modp2048-"
+    "modp1024";
+constexpr const char* kPreferX25519 =
+    "aes256-sha256-x25519,aes256-sha256-ecp256-modp2048,aes256-aes128-sha256-sha1-modp2048-"
+    "modp1024";
+// Shares nothing with the probe (AES-CBC-256, PRF/HMAC-SHA2-256, groups 31/19/14) nor with
+// ike-scan's default offer: both are answered NO_PROPOSAL_CHOSEN.
+constexpr const char* kNoOverlap = "aes128gcm16-prfsha384-ecp384";
+
+// The fake responder's answer after the probe's SPIi: byte 17 of the datagram (the version) is
+// 'n' (0x6e), so the prober must call it malformed rather than ignore it as someone else's.
+constexpr const char* kGarbage = "garbage, not an IKE message";
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string tail(const std::string& text, size_t max = 4000) {
+  return text.size() <= max ? text : "..." + text.substr(text.size() - max);
+}
+
+std::string join(const Argv& argv) {
+  std::string out;
+  for (const auto& a : argv) out += (out.empty() ? "" : " ") + a;
+  return out;
+}
+
+// Starts argv[0] (looked up in PATH) with stdin from /dev/null and stdout/stderr appended to
+// `out_path`. Throws if it cannot be started.
+pid_t spawn(const Argv& argv, const std::string& out_path) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) throw std::runtime_error("cannot start " + join(argv) + ": " + std::strerror(rc));
+  return pid;
+}
+
+// Waits up to `timeout` for `pid` to exit; its wait status, or nullopt if it still runs.
+std::optional<int> wait_exit(pid_t pid, Ms timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return status;
+    if (r < 0) return -1;  // not our child any more
+    if (Clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(5ms);
+  }
+}
+
+// SIGTERM, a short grace, then SIGKILL; always reaps.
+void stop_process(pid_t pid) {
+  if (pid <= 0) return;
+  if (kill(pid, SIGTERM) != 0) {
+    waitpid(pid, nullptr, WNOHANG);
+    return;
+  }
+  if (!wait_exit(pid, 500ms)) {
+    kill(pid, SIGKILL);
+    wait_exit(pid, 5000ms);
+  }
+}
+
+struct RunResult {
+  int exit_code = -1;  // -1: killed by a signal or timed out
+  std::string output;  // stdout and stderr
+};
+
+long ms_between(Clock::time_point a, Clock::time_point b) {
+  return static_cast<long>(std::chrono::duration_cast<Ms>(b - a).count());
+}
+
+// The health check settings of a virtual server, as config JSON.
+Json stateless(int interval_ms, int timeout_ms, int rise, int fall) {
+  return {{"mode", "stateless"},
+          {"interval_ms", interval_ms},
+          {"timeout_ms", timeout_ms},
+          {"rise", rise},
+          {"fall", fall},
+          {"jitter_ms", 0}};
+}
+
+struct VirtualServer {
+  std::string name, vip;
+  Json health_check;
+  std::vector<int> gateways;  // backend gw<i> at 10.0.<i>.2
+};
+
+class NetnsProbeTest : public ::testing::Test {
+ protected:
+  // ---- processes ----
+
+  RunResult run(const Argv& argv, Ms timeout = 10s) {
+    std::string out = dir_ + "/run." + std::to_string(run_counter_++) + ".out";
+    pid_t pid = 0;
+    try {
+      pid = spawn(argv, out);
+    } catch (const std::exception& e) {
+      return {-1, e.what()};
+    }
+    std::optional<int> status = wait_exit(pid, timeout);
+    if (!status) {
+      kill(pid, SIGKILL);
+      wait_exit(pid, 5s);
+    }
+    RunResult r;
+    r.output = read_file(out);
+    std::filesystem::remove(out);
+    if (!status)
+      r.output += "\n[timed out after " + std::to_string(timeout.count()) + " ms]";
+    else if (WIFEXITED(*status))
+      r.exit_code = WEXITSTATUS(*status);
+    return r;
+  }
+
+  std::string must(const Argv& argv, Ms timeout = 10s) {
+    RunResult r = run(argv, timeout);
+    if (r.exit_code != 0)
+      throw std::runtime_error("`" + join(argv) + "` failed (exit " + std::to_string(r.exit_code) +
+                               "): " + r.output);
+    return r.output;
+  }
+
+  pid_t start(const Argv& argv, const std::string& out_path) {
+    pid_t pid = spawn(argv, out_path);
+    children_.push_back(pid);
+    return pid;
+  }
+
+  void forget(pid_t pid) { std::erase(children_, pid); }
+
+  std::string ns(const std::string& name) const { return prefix_ + "-" + name; }
+
+  Argv in_ns(const std::string& name, Argv argv) {
+    argv.insert(argv.begin(), {"ip", "netns", "exec", ns(name)});
+    return argv;
+  }
+
+  // ---- topology ----
+
+  void SetUp() override {
+    ASSERT_EQ(geteuid(), 0u) << "the netns tests need root";
+    char tmpl[] = "/tmp/ikelb-probe-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    // A unique prefix: "pr" + 4 base-36 digits from the pid and a counter, skipping names in use.
+    static int counter = 0;
+    for (int attempt = 0; prefix_.empty() && attempt < 100; attempt++) {
+      uint32_t v = (static_cast<uint32_t>(getpid()) * 37u + static_cast<uint32_t>(counter++)) %
+                   (36u * 36u * 36u * 36u);
+      std::string p = "pr";
+      for (int i = 0; i < 4; i++, v /= 36) p += "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36];
+      if (!std::filesystem::exists("/run/netns/" + p + "-lb")) prefix_ = p;
+    }
+    ASSERT_FALSE(prefix_.empty());
+
+    bpffs_ = dir_ + "/bpf";
+    std::filesystem::create_directory(bpffs_);
+    ASSERT_EQ(mount("bpf", bpffs_.c_str(), "bpf", 0, nullptr), 0)
+        << "mount -t bpf: " << std::strerror(errno);
+    bpffs_mounted_ = true;
+    config_path_ = dir_ + "/ikelb.json";
+    socket_ = dir_ + "/ikelb.sock";
+    agent_log_ = dir_ + "/ikelbd.log";
+    add_namespace("lb");
+  }
+
+  void TearDown() override {
+    auto step = [this](const char* what, const auto& f) {
+      try {
+        f();
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "TearDown: " << what << ": " << e.what();
+      }
+    };
+    if (HasFailure()) step("logs", [this] { dump_logs(); });
+    step("ikelbctl teardown", [this] { stop_agent_with_teardown(); });
+    for (pid_t pid : children_) step("stopping a process", [pid] { stop_process(pid); });
+    children_.clear();
+    for (const auto& [i, wd] : charons_)
+      step("sw_gateway_stop", [&, i = i] {
+        RunResult r = sw("sw_gateway_stop", {ns(gw(i)), wd});
+        if (r.exit_code != 0) ADD_FAILURE() << "sw_gateway_stop gw" << i << ": " << r.output;
+      });
+    charons_.clear();
+    step("ikelbd --teardown", [this] {
+      if (!bpffs_mounted_ || !std::filesystem::exists(bpffs_ + "/ikelb")) return;
+      if (std::find(namespaces_.begin(), namespaces_.end(), "lb") == namespaces_.end()) return;
+      RunResult r = run(in_ns("lb", {IKELBD_PATH, "--config", config_path_, "--teardown"}), 10s);
+      if (r.exit_code != 0) ADD_FAILURE() << "ikelbd --teardown: " << r.output;
+    });
+    for (const auto& name : namespaces_)
+      step("ip netns del", [&] {
+        RunResult r = run({"ip", "netns", "del", ns(name)});
+        if (r.exit_code != 0) ADD_FAILURE() << "ip netns del " << ns(name) << ": " << r.output;
+      });
+    namespaces_.clear();
+    if (bpffs_mounted_ && umount2(bpffs_.c_str(), MNT_DETACH) != 0)
+      ADD_FAILURE() << "umount " << bpffs_ << ": " << std::strerror(errno);
+    bpffs_mounted_ = false;
+    if (!dir_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir_, ec);
+    }
+  }
+
+  void stop_agent_with_teardown() {
+    if (agent_pid_ <= 0 || wait_exit(agent_pid_, 0ms)) return;
+    RunResult r = run({IKELBCTL_PATH, "--socket", socket_, "teardown"}, 5s);
+    std::optional<int> status = wait_exit(agent_pid_, r.exit_code == 0 ? 5000ms : 200ms);
+    if (!status) {
+      ADD_FAILURE() << "ikelbd did not stop after teardown: " << r.output;
+      return;  // stopped with the other children
+    }
+    forget(agent_pid_);
+    agent_pid_ = -1;
+    if (r.exit_code != 0) ADD_FAILURE() << "ikelbctl teardown: " << r.output;
+  }
+
+  void dump_logs() {
+    std::fprintf(stderr, "---- ikelbd log (%s) ----\n%s\n", agent_log_.c_str(),
+                 tail(read_file(agent_log_)).c_str());
+    for (const auto& [i, wd] : charons_)
+      std::fprintf(stderr, "---- gw%d charon.log ----\n%s\n", i,
+                   tail(read_file(wd + "/charon.log"), 2000).c_str());
+    for (int i : responders_)
+      std::fprintf(stderr, "---- gw%d serve output ----\n%s\n", i,
+                   tail(read_file(dir_ + "/serve" + std::to_string(i) + ".out"), 1000).c_str());
+  }
+
+  void add_namespace(const std::string& name) {
+    must({"ip", "netns", "add", ns(name)});
+    namespaces_.push_back(name);
+    must({"ip", "-n", ns(name), "link", "set", "lo", "up"});
+  }
+
+  static std::string gw(int i) { return "gw" + std::to_string(i); }
+  static std::string gw_address(int i) { return "10.0." + std::to_string(i) + ".2"; }
+
+  static std::string mac(int link, int side) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "02:1c:00:00:%02x:%02x", link, side);
+    return buf;
+  }
+
+  // Namespace gw<i>, joined to lb by g<i> (10.0.<i>.1) -- e0 (10.0.<i>.2). Nothing runs in it.
+  void add_gateway(int i) {
+    const std::string g = "g" + std::to_string(i), net = "10.0." + std::to_string(i) + ".";
+    add_namespace(gw(i));
+    must({"ip", "-n", ns("lb"), "link", "add", g, "address", mac(i, 1), "type", "veth", "peer",
+          "name", "e0", "address", mac(i, 2), "netns", ns(gw(i))});
+    must({"ip", "-n", ns("lb"), "link", "set", g, "up"});
+    must({"ip", "-n", ns(gw(i)), "link", "set", "e0", "up"});
+    must({"ip", "-n", ns("lb"), "addr", "add", net + "1/24", "dev", g});
+    must({"ip", "-n", ns(gw(i)), "addr", "add", net + "2/24", "dev", "e0"});
+    // Permanent neighbours: no probe waits for ARP, so the timings measured are the prober's.
+    must({"ip", "-n", ns("lb"), "neigh", "replace", net + "2", "lladdr", mac(i, 2), "nud",
+          "permanent", "dev", g});
+    must({"ip", "-n", ns(gw(i)), "neigh", "replace", net + "1", "lladdr", mac(i, 1), "nud",
+          "permanent", "dev", "e0"});
+    gateways_.push_back(i);
+  }
+
+  // ---- strongSwan (tests/netns/strongswan.sh) ----
+
+  RunResult sw(const std::string& function, const Argv& args, Ms timeout = 20s) {
+    Argv argv = {"bash", "-c", "source \"$1\" && shift && " + function + " \"$@\"", "sw",
+                 STRONGSWAN_SH_PATH};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, timeout);
+  }
+
+  // A real charon answering on 10.0.<i>.2 with IKE proposals `ike`.
+  void start_charon(int i, const std::string& ike) {
+    const std::string wd = dir_ + "/sw" + std::to_string(i);
+    charons_[i] = wd;  // stopped in TearDown whatever happens (idempotent)
+    RunResult r =
+        sw("sw_gateway_start", {ns(gw(i)), wd, gw_address(i), "--ike", ike, "--no-ts-addr"});
+    if (r.exit_code != 0)
+      throw std::runtime_error("sw_gateway_start gw" + std::to_string(i) + ": " + r.output);
+  }
+
+  void stop_charon(int i) {
+    RunResult r = sw("sw_gateway_stop", {ns(gw(i)), charons_.at(i)});
+    if (r.exit_code != 0)
+      throw std::runtime_error("sw_gateway_stop gw" + std::to_string(i) + ": " + r.output);
+  }
+
+  int sw_count(const std::string& function, int i) {
+    RunResult r = sw(function, {ns(gw(i)), charons_.at(i)}, 10s);
+    if (r.exit_code != 0)
+      throw std::runtime_error(function + " gw" + std::to_string(i) + ": " + r.output);
+    return std::stoi(r.output);
+  }
+  int half_open(int i) { return sw_count("sw_half_open", i); }
+  int ike_sas(int i) { return sw_count("sw_ike_sa_count", i); }
+
+  // A fake responder on UDP 500/4500 of gw<i>: ikelb_netns_tool serve, which answers "R" +
+  // payload (extra options: e.g. --ike-garbage TEXT).
+  void start_responder(int i, const Argv& options) {
+    const std::string log = dir_ + "/serve" + std::to_string(i) + ".log";
+    Argv argv = {IKELB_NETNS_TOOL_PATH, "serve", "--log", log};
+    argv.insert(argv.end(), options.begin(), options.end());
+    start(in_ns(gw(i), argv), dir_ + "/serve" + std::to_string(i) + ".out");
+    responders_.push_back(i);
+    const auto deadline = Clock::now() + 5s;
+    while (!std::filesystem::exists(log)) {
+      if (Clock::now() > deadline)
+        throw std::runtime_error(gw(i) + ": serve did not start: " +
+                                 read_file(dir_ + "/serve" + std::to_string(i) + ".out"));
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+
+  // ---- the agent ----
+
+  void write_config(const std::vector<VirtualServer>& servers) {
+    Json ifs = Json::array(), vss = Json::array();
+    for (int i : gateways_) ifs.push_back("g" + std::to_string(i));
+    for (const auto& vs : servers) {
+      Json backends = Json::array();
+      for (int i : vs.gateways) backends.push_back({{"name", gw(i)}, {"address", gw_address(i)}});
+      vss.push_back({{"name", vs.name},
+                     {"address", vs.vip},
+                     {"maglev_table_size", 1009},
+                     {"health_check", vs.health_check},
+                     {"backends", backends}});
+    }
+    Json config = {{"interfaces", ifs},
+                   {"bpffs", bpffs_ + "/ikelb"},
+                   {"admin", {{"socket", socket_}}},
+                   {"metrics", {{"listen", nullptr}}},
+                   {"affinity", {{"idle_timeout_s", 60}, {"max_entries", 4096}}},
+                   {"log_level", "info"},
+                   {"virtual_servers", vss}};
+    std::ofstream(config_path_) << config.dump(2) << "\n";
+  }
+
+  void start_agent() {
+    agent_pid_ = start(in_ns("lb", {IKELBD_PATH, "--config", config_path_}), agent_log_);
+    const auto deadline = Clock::now() + 10s;
+    for (;;) {
+      if (auto status = wait_exit(agent_pid_, 0ms)) {
+        forget(agent_pid_);
+        agent_pid_ = -1;
+        throw std::runtime_error("ikelbd exited (status " + std::to_string(*status) +
+                                 ") before answering: " + tail(read_file(agent_log_)));
+      }
+      if (run({IKELBCTL_PATH, "--socket", socket_, "status"}, 2s).exit_code == 0) return;
+      if (Clock::now() > deadline)
+        throw std::runtime_error("ikelbd did not answer within 10 s: " +
+                                 tail(read_file(agent_log_)));
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+
+  Json backend(int i) {
+    Argv argv = {IKELBCTL_PATH, "--socket", socket_, "--json", "backends"};
+    RunResult r = run(argv, 5s);
+    if (r.exit_code != 0)
+      throw std::runtime_error("`" + join(argv) + "` exit " + std::to_string(r.exit_code) + ": " +
+                               r.output);
+    const Json all = Json::parse(r.output);
+    for (const auto& b : all["backends"])
+      if (b["name"] == gw(i)) return b;
+    throw std::runtime_error("no backend " + gw(i) + " in `ikelbctl backends`");
+  }
+
+  // Polls gw<i>'s entry of `ikelbctl --json backends` until `done` holds or `timeout` passed.
+  struct Polled {
+    Json b;
+    bool done = false;
+    Clock::time_point at;  // when the entry that satisfied `done` was read
+  };
+  Polled wait_for(int i, const std::function<bool(const Json&)>& done, Ms timeout) {
+    const auto deadline = Clock::now() + timeout;
+    Polled p;
+    for (;;) {
+      p.b = backend(i);
+      p.at = Clock::now();
+      if (done(p.b)) {
+        p.done = true;
+        return p;
+      }
+      if (p.at > deadline) return p;
+      std::this_thread::sleep_for(10ms);
+    }
+  }
+
+  static bool probes_at_least(const Json& b, uint64_t n) {
+    return b["probe"].is_object() && b["probe"]["probes"].get<uint64_t>() >= n;
+  }
+
+  // ---- verdicts ----
+
+  // ikelb's verdict on a gateway: "alive" (healthy, the IKE daemon answered the probe),
+  // "no_proposal_chosen" (the daemon answered but refuses the probe), "dead" (down: no IKE
+  // answer), or a description of anything else.
+  static std::string ikelb_verdict(const Json& b) {
+    const Json& p = b["probe"];
+    if (!p.is_object()) return "no probe: " + b.dump();
+    const std::string result = p["last_result"];
+    if (result == "no_proposal_chosen") return result;
+    if ((result == "invalid_ke" || result == "ike_response") && b["healthy"] == true &&
+        b["state"] == "active")
+      return "alive";
+    if ((result == "timeout" || result.starts_with("icmp: ") || result.starts_with("malformed")) &&
+        b["healthy"] == false && b["state"] == "down")
+      return "dead";
+    return "unexpected: " + b.dump();
+  }
+
+  // ike-scan --ikev2 from the lb namespace (--sport=0: an ephemeral source port, like the
+  // prober's) against gw<i> for each i; its verdict per gateway, in ikelb_verdict's terms.
+  std::map<int, std::string> ike_scan(const std::vector<int>& gws) {
+    Argv argv = {"ike-scan", "--ikev2", "--sport=0", "--retry=2", "--timeout=300"};
+    for (int i : gws) argv.push_back(gw_address(i));
+    RunResult r = run(in_ns("lb", argv), 20s);
+    if (r.exit_code != 0) throw std::runtime_error("ike-scan failed: " + r.output);
+    std::map<int, std::string> out;
+    for (int i : gws) {
+      std::string verdict = "dead";  // no line for this host: no answer
+      std::istringstream in(r.output);
+      std::string line;
+      while (std::getline(in, line)) {
+        if (!line.starts_with(gw_address(i) + "\t")) continue;
+        if (line.find("IKEv2 SA_INIT Handshake returned") != std::string::npos ||
+            line.find("Notify message 17 (INVALID_KE_PAYLOAD)") != std::string::npos)
+          verdict = "alive";
+        else if (line.find("Notify message 14 (NO_PROPOSAL_CHOSEN)") != std::string::npos)
+          verdict = "no_proposal_chosen";
+        else if (line.find("Unexpected IKE payload returned") != std::string::npos)
+          verdict = "dead";  // garbage: ike-scan counts it neither as handshake nor as notify
+        else
+          verdict = "unexpected: " + line;
+      }
+      out[i] = verdict;
+    }
+    scan_output_ = r.output;
+    return out;
+  }
+
+  // ike-scan and ikelb agree on every gateway of `gws`.
+  void expect_ike_scan_agrees(const std::vector<int>& gws) {
+    auto scan = ike_scan(gws);
+    for (int i : gws) {
+      Json b = backend(i);
+      EXPECT_EQ(scan[i], ikelb_verdict(b)) << gw(i) << ": ike-scan and ikelb disagree\nike-scan:\n"
+                                           << scan_output_ << "ikelbctl: " << b.dump();
+    }
+  }
+
+  std::string dir_, prefix_, bpffs_, config_path_, socket_, agent_log_, scan_output_;
+  bool bpffs_mounted_ = false;
+  std::vector<std::string> namespaces_;
+  std::vector<int> gateways_, responders_;
+  std::map<int, std::string> charons_;  // gw index -> strongswan.sh WORKDIR
+  std::vector<pid_t> children_;
+  pid_t agent_pid_ = -1;
+  int run_counter_ = 0;
+};
+
+// gw1: stateless probes, charon prefers ECP256. gw2: full probes, charon prefers X25519.
+TEST_F(NetnsProbeTest, BothModesReportHealthy) {
+  add_gateway(1);
+  add_gateway(2);
+  start_charon(1, kPreferEcp256);
+  start_charon(2, kPreferX25519);
+  // Full mode: the config's minimum interval is 12 s, so only the first probe is looked at.
+  write_config({{"stateless", "203.0.113.10", stateless(300, 200, 2, 3), {1}},
+                {"full",
+                 "203.0.113.11",
+                 {{"mode", "full"}, {"interval_ms", 12000}, {"timeout_ms", 1000}, {"jitter_ms", 0}},
+                 {2}}});
+  start_agent();
+
+  Polled s = wait_for(
+      1, [](const Json& b) { return b["probe"]["consecutive_ok"].get<int>() >= 2; }, 5s);
+  ASSERT_TRUE(s.done) << s.b.dump();
+  EXPECT_EQ(s.b["state"], "active") << s.b.dump();
+  EXPECT_EQ(s.b["healthy"], true);
+  EXPECT_EQ(s.b["probe"]["mode"], "stateless");
+  EXPECT_EQ(s.b["probe"]["last_result"], "invalid_ke");
+  EXPECT_EQ(s.b["probe"]["preferred_group"], 19) << "the gateway's first proposal is ECP256";
+  EXPECT_EQ(s.b["probe"]["warning"], "");
+  EXPECT_EQ(s.b["probe"]["consecutive_fail"], 0);
+  EXPECT_TRUE(s.b["probe"]["rtt_ms"].is_number()) << s.b.dump();
+
+  Polled f = wait_for(
+      2, [](const Json& b) { return b["probe"]["last_result"] != ""; }, 5s);
+  ASSERT_TRUE(f.done) << f.b.dump();
+  EXPECT_EQ(f.b["state"], "active") << f.b.dump();
+  EXPECT_EQ(f.b["healthy"], true);
+  EXPECT_EQ(f.b["probe"]["mode"], "full");
+  EXPECT_EQ(f.b["probe"]["last_result"], "ike_response") << f.b.dump();
+  EXPECT_EQ(f.b["probe"]["preferred_group"], 31);
+  EXPECT_EQ(f.b["probe"]["probes"], 1);
+  EXPECT_EQ(f.b["probe"]["consecutive_ok"], 1);
+
+  // A full probe costs the gateway one half-open IKE_SA; stateless probes cost nothing.
+  EXPECT_EQ(half_open(1), 0);
+  EXPECT_EQ(half_open(2), 1);
+  expect_ike_scan_agrees({1, 2});
+}
+
+TEST_F(NetnsProbeTest, StatelessLeavesNoHalfOpenSas) {
+  add_gateway(1);
+  add_gateway(2);
+  start_charon(1, kPreferEcp256);
+  start_charon(2, kPreferX25519);
+  // 100 ms is the shortest interval the config allows: 60 probes in about 6 s.
+  write_config({{"vpn", "203.0.113.10", stateless(100, 90, 2, 3), {1, 2}}});
+  start_agent();
+  const auto t0 = Clock::now();
+  for (int i : {1, 2}) {
+    Polled p = wait_for(
+        i, [](const Json& b) { return probes_at_least(b, 61); }, 15s);
+    ASSERT_TRUE(p.done) << gw(i) << ": " << p.b.dump();
+  }
+  std::fprintf(stderr, "61 probes per gateway after %ld ms\n", ms_between(t0, Clock::now()));
+  for (int i : {1, 2}) {
+    Json b = backend(i);
+    const Json& p = b["probe"];
+    std::fprintf(stderr, "%s: probes=%lu retransmits=%lu consecutive_ok=%lu rtt_ms=%s\n",
+                 gw(i).c_str(), p["probes"].get<uint64_t>(), p["retransmits"].get<uint64_t>(),
+                 p["consecutive_ok"].get<uint64_t>(), p["rtt_ms"].dump().c_str());
+    EXPECT_EQ(b["state"], "active") << b.dump();
+    EXPECT_EQ(p["last_result"], "invalid_ke") << b.dump();
+    EXPECT_EQ(p["consecutive_fail"], 0) << b.dump();
+    EXPECT_GE(p["consecutive_ok"].get<uint64_t>(), 60u) << b.dump();
+    EXPECT_EQ(p["preferred_group"], i == 1 ? 19 : 31) << b.dump();
+  }
+  // gw1 answered every probe with INVALID_KE_PAYLOAD: no IKE_SA at all. gw2 accepted the first
+  // probe's X25519 KE (that is how its preference is learned) and holds exactly that one
+  // half-open SA (for 30 s); the following 60 carried a MODP2048 KE and cost nothing.
+  EXPECT_EQ(half_open(1), 0);
+  EXPECT_EQ(ike_sas(1), 0);
+  EXPECT_EQ(half_open(2), 1);
+  EXPECT_EQ(ike_sas(2), 1);
+}
+
+TEST_F(NetnsProbeTest, StoppedCharonIsDownInTimeAndBackAfterRise) {
+  constexpr int kInterval = 300, kTimeout = 200, kRise = 2, kFall = 3, kMargin = 300;
+  add_gateway(1);
+  start_charon(1, kPreferEcp256);
+  write_config({{"vpn", "203.0.113.10", stateless(kInterval, kTimeout, kRise, kFall), {1}}});
+  start_agent();
+  Polled up = wait_for(
+      1, [](const Json& b) { return b["probe"]["consecutive_ok"].get<int>() >= kRise; }, 5s);
+  ASSERT_TRUE(up.done) << up.b.dump();
+  ASSERT_EQ(up.b["state"], "active");
+
+  // Down: the first failed probe is sent at most one interval after the stop, `fall` of them
+  // take (fall - 1) intervals more, and each fails within `timeout` (here at once: the closed
+  // port answers ICMP port unreachable). Measured from the moment the stop was asked for.
+  const auto stop_at = Clock::now();
+  stop_charon(1);
+  const auto stopped_at = Clock::now();
+  Polled down = wait_for(
+      1, [](const Json& b) { return b["state"] == "down"; }, 5s);
+  ASSERT_TRUE(down.done) << down.b.dump();
+  const long detect_ms = ms_between(stop_at, down.at);
+  std::fprintf(stderr, "down %ld ms after the stop was asked (%ld ms after charon was gone)\n",
+               detect_ms, ms_between(stopped_at, down.at));
+  EXPECT_LE(detect_ms, kInterval * kFall + kTimeout + kMargin) << down.b.dump();
+  EXPECT_EQ(down.b["healthy"], false);
+  EXPECT_EQ(down.b["probe"]["last_result"], "icmp: Connection refused") << down.b.dump();
+  EXPECT_EQ(down.b["probe"]["consecutive_fail"], kFall) << down.b.dump();
+  EXPECT_EQ(down.b["detail"], "down (probe: 3 probes failed: icmp: Connection refused)")
+      << down.b.dump();
+  expect_ike_scan_agrees({1});
+
+  // Back: `rise` answers in a row, the first within one interval (plus a probe that may still
+  // be waiting for its timeout), then (rise - 1) intervals. Measured from charon answering
+  // (sw_gateway_start returns once its connection is loaded).
+  const auto restart_at = Clock::now();
+  start_charon(1, kPreferEcp256);
+  const auto started_at = Clock::now();
+  Polled back = wait_for(
+      1, [](const Json& b) { return b["state"] == "active"; }, 5s);
+  ASSERT_TRUE(back.done) << back.b.dump();
+  const long recover_ms = ms_between(started_at, back.at);
+  std::fprintf(stderr, "active %ld ms after charon was up again (%ld ms after the restart began)\n",
+               recover_ms, ms_between(restart_at, back.at));
+  EXPECT_LE(recover_ms, kInterval * kRise + kTimeout + kMargin) << back.b.dump();
+  EXPECT_EQ(back.b["healthy"], true);
+  EXPECT_EQ(back.b["probe"]["last_result"], "invalid_ke") << back.b.dump();
+  EXPECT_EQ(back.b["probe"]["consecutive_ok"], kRise) << back.b.dump();
+  EXPECT_EQ(back.b["probe"]["preferred_group"], 19);
+  EXPECT_EQ(half_open(1), 0);
+  expect_ike_scan_agrees({1});
+}
+
+// Both gateways run charon with proposals the probe cannot match. gw1's virtual server takes
+// NO_PROPOSAL_CHOSEN as alive (the default), gw2's does not.
+TEST_F(NetnsProbeTest, MismatchedConfigIsNoProposalChosen) {
+  add_gateway(1);
+  add_gateway(2);
+  start_charon(1, kNoOverlap);
+  start_charon(2, kNoOverlap);
+  Json strict = stateless(300, 200, 2, 3);
+  strict["no_proposal_chosen_healthy"] = false;
+  write_config({{"tolerant", "203.0.113.10", stateless(300, 200, 2, 3), {1}},
+                {"strict", "203.0.113.11", strict, {2}}});
+  start_agent();
+
+  Polled t = wait_for(
+      1, [](const Json& b) { return b["probe"]["consecutive_ok"].get<int>() >= 3; }, 5s);
+  ASSERT_TRUE(t.done) << t.b.dump();
+  EXPECT_EQ(t.b["state"], "active") << t.b.dump();
+  EXPECT_EQ(t.b["healthy"], true);
+  EXPECT_EQ(t.b["probe"]["last_result"], "no_proposal_chosen");
+  EXPECT_NE(t.b["probe"]["warning"], "") << t.b.dump();
+  EXPECT_NE(t.b["probe"]["warning"].get<std::string>().find("no_proposal_chosen"),
+            std::string::npos)
+      << t.b.dump();
+  EXPECT_TRUE(t.b["probe"]["preferred_group"].is_null()) << t.b.dump();
+
+  Polled s = wait_for(
+      2, [](const Json& b) { return b["state"] == "down"; }, 5s);
+  ASSERT_TRUE(s.done) << s.b.dump();
+  EXPECT_EQ(s.b["healthy"], false);
+  EXPECT_EQ(s.b["probe"]["last_result"], "no_proposal_chosen");
+  EXPECT_NE(s.b["probe"]["warning"], "") << s.b.dump();
+  EXPECT_EQ(s.b["detail"], "down (probe: 3 probes failed: no_proposal_chosen)") << s.b.dump();
+
+  EXPECT_EQ(half_open(1), 0);
+  EXPECT_EQ(half_open(2), 0);
+  expect_ike_scan_agrees({1, 2});
+}
+
+// gw1 echoes "R" + datagram: nothing the prober can recognise as an answer to its probe (the
+// SPIi does not match), so the probes time out. gw2 answers with the probe's SPIi and then
+// garbage: an answer, but malformed.
+TEST_F(NetnsProbeTest, GarbageResponderIsDown) {
+  add_gateway(1);
+  add_gateway(2);
+  start_responder(1, {});
+  start_responder(2, {"--ike-garbage", kGarbage});
+  write_config({{"vpn", "203.0.113.10", stateless(300, 200, 2, 3), {1, 2}}});
+  start_agent();
+
+  for (int i : {1, 2}) {
+    Polled p = wait_for(
+        i, [](const Json& b) { return b["state"] == "down"; }, 5s);
+    ASSERT_TRUE(p.done) << gw(i) << ": " << p.b.dump();
+    EXPECT_EQ(p.b["healthy"], false) << p.b.dump();
+    EXPECT_EQ(p.b["probe"]["consecutive_fail"], 3) << p.b.dump();
+    EXPECT_EQ(p.b["probe"]["consecutive_ok"], 0) << p.b.dump();
+    EXPECT_TRUE(p.b["probe"]["preferred_group"].is_null()) << p.b.dump();
+    EXPECT_TRUE(p.b["probe"]["rtt_ms"].is_null()) << p.b.dump();
+  }
+  Json echo = backend(1), garbage = backend(2);
+  EXPECT_EQ(echo["probe"]["last_result"], "timeout") << echo.dump();
+  // Each timed-out probe was retransmitted once, at timeout / 2.
+  EXPECT_GE(echo["probe"]["retransmits"].get<uint64_t>(), 3u) << echo.dump();
+  EXPECT_TRUE(garbage["probe"]["last_result"].get<std::string>().starts_with("malformed"))
+      << garbage.dump();
+  EXPECT_EQ(garbage["probe"]["retransmits"], 0) << garbage.dump();
+  expect_ike_scan_agrees({1, 2});
+}
+
+}  // namespace
