@@ -2,6 +2,8 @@
 //   ikelbd --config FILE            run (attach, adopt pinned state, serve the admin API)
 //   ikelbd --config FILE --check    validate FILE: every error with its JSON path, or a summary
 //   ikelbd --config FILE --teardown detach XDP and remove every pin (the agent must be stopped)
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -21,6 +23,16 @@ int usage() {
                "  --teardown  detach XDP from every interface and remove the pinned state\n"
                "              (affinity included); use `ikelbctl teardown` while ikelbd runs\n");
   return 2;
+}
+
+// One connected probe socket per backend: 1,000 backends need ~1,030 descriptors, more than the
+// usual soft limit of 1024 (systemd's default for services). Raise the soft limit to the hard one.
+void raise_open_file_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
 }
 
 }  // namespace
@@ -76,6 +88,7 @@ int main(int argc, char** argv) {
                   result.config->bpffs.c_str());
       return 0;
     }
+    raise_open_file_limit();
     return ikelb::run_agent({.config_path = config_path});
   } catch (const std::exception& e) {
     ikelb::log_error(e.what());
