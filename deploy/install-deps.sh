@@ -17,3 +17,10 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends "${missing[@]}"
+# Debian starts a Prometheus server on :9090 when the package is installed; ikelb's tests run
+# their own. Stop the one this script brought in, not one the machine already had.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null &&
+   systemctl is-enabled prometheus >/dev/null 2>&1; then
+  systemctl disable --now prometheus >/dev/null 2>&1 || true
+  echo "install-deps: disabled the prometheus service Debian started (tests run their own)"
+fi

@@ -136,11 +136,13 @@ void ProbeSession::on_datagram(Clock::time_point now, std::span<const uint8_t> d
       break;
   }
   if (r.kind != ResultKind::kCookie) cookie_backoff_ = 1;
-  double seconds = std::chrono::duration<double>(now - sent_at_).count();
-  for (size_t i = 0; i < kRttBuckets.size(); i++)
-    if (seconds <= kRttBuckets[i]) status_.rtt_buckets[i]++;
-  status_.rtt_count++;
-  status_.rtt_sum_seconds += seconds;
+  if (r.kind != ResultKind::kMalformed) {  // garbage is not an IKE round trip
+    double seconds = std::chrono::duration<double>(now - sent_at_).count();
+    for (size_t i = 0; i < kRttBuckets.size(); i++)
+      if (seconds <= kRttBuckets[i]) status_.rtt_buckets[i]++;
+    status_.rtt_count++;
+    status_.rtt_sum_seconds += seconds;
+  }
   finish(now, ok, result, to_string(r.kind).data());
 }
 
