@@ -157,10 +157,14 @@ std::string Controller::adopt() {
          " operator overrides";
 }
 
+// Members: the backends whose state is, or is about to be written as, active (a table is
+// written before the state of a backend that leaves it: see write_state_change).
 std::vector<uint32_t> Controller::build_table(const Vs& vs) const {
   std::vector<MaglevBackend> members;
   for (const auto& [id, b] : backends_)
-    if (b.vs == vs.cfg.name && b.written_state == IKELB_BACKEND_ACTIVE && b.cfg.weight > 0)
+    if (b.vs == vs.cfg.name &&
+        effective_state(b.operator_state, b.config_state, b.healthy) == IKELB_BACKEND_ACTIVE &&
+        b.cfg.weight > 0)
       members.push_back({b.cfg.name, id, b.cfg.weight});
   return build_maglev_table(members, vs.table_size);
 }
@@ -295,6 +299,7 @@ std::vector<std::string> Controller::apply(const Config& config) {
   maps_.set_settings(settings_);
 
   std::set<uint32_t> live_ids;
+  std::vector<std::pair<uint32_t, std::string>> leaving;  // id, cause
   for (const auto& vsc : config.virtual_servers) {
     uint32_t vs_id = vs_.count(vsc.name) ? vs_[vsc.name].id : new_vs_ids[vsc.name];
     for (const auto& bc : vsc.backends) {
@@ -321,7 +326,13 @@ std::vector<std::string> Controller::apply(const Config& config) {
       b.cfg = bc;
       b.config_state = cfg_state;
       live_ids.insert(id);
-      write_backend(b, cause);
+      // A backend leaving the table: its state is written after the new table (see
+      // write_state_change).
+      if (b.written_state == IKELB_BACKEND_ACTIVE &&
+          effective_state(b.operator_state, b.config_state, b.healthy) != IKELB_BACKEND_ACTIVE)
+        leaving.push_back({id, cause});
+      else
+        write_backend(b, cause);
       // Before any table can send a client there, so its first reply is translated.
       maps_.set_reverse(bc.address, {.vip = vsc.address.addr, .vs_id = vs_id, .backend_id = id});
     }
@@ -358,6 +369,7 @@ std::vector<std::string> Controller::apply(const Config& config) {
     maps_.set_vs_meta(v.id, meta);
     write_table(v);
   }
+  for (const auto& [id, cause] : leaving) write_backend(backends_.at(id), cause);
 
   // Services and reverse entries: add the new ones, then remove what the config dropped.
   std::set<ServiceKey> services;
@@ -456,11 +468,8 @@ std::string Controller::act(std::string_view ref, OperatorAction action) {
       verb = "enable";
       break;
   }
-  uint8_t before = b.written_state;
   b.operator_state = op;
-  write_backend(b, "operator: " + verb);
-  if ((before == IKELB_BACKEND_ACTIVE) != (b.written_state == IKELB_BACKEND_ACTIVE))
-    write_table(vs_.at(b.vs));
+  write_state_change(b, "operator: " + verb);
   return who + ": " + std::string(state_name(b.written_state));
 }
 
@@ -472,10 +481,21 @@ bool Controller::set_health(uint32_t id, bool healthy, const std::string& cause)
   if (b.healthy == healthy) return false;
   uint8_t before = b.written_state;
   b.healthy = healthy;
-  write_backend(b, cause);
-  if ((before == IKELB_BACKEND_ACTIVE) != (b.written_state == IKELB_BACKEND_ACTIVE))
-    write_table(vs_.at(b.vs));
+  write_state_change(b, cause);
   return before != b.written_state;
+}
+
+// A backend leaving the table: the new table first, its state after; one joining: its state
+// first. Then no table ever names a backend that cannot take new clients. (Otherwise a client
+// failing over or arriving in between takes the data path's slot-probing fallback and is pinned
+// to another backend than the new table names, and than another ikelb node picks.)
+void Controller::write_state_change(Backend& b, const std::string& cause) {
+  const bool was_active = b.written_state == IKELB_BACKEND_ACTIVE;
+  const bool active =
+      effective_state(b.operator_state, b.config_state, b.healthy) == IKELB_BACKEND_ACTIVE;
+  if (was_active && !active) write_table(vs_.at(b.vs));
+  write_backend(b, cause);
+  if (!was_active && active) write_table(vs_.at(b.vs));
 }
 
 void Controller::set_pinned_counts(const std::map<uint32_t, uint64_t>& counts) {

@@ -127,6 +127,7 @@ class Controller {
 
   uint32_t find_backend(std::string_view ref) const;  // throws ControlError
   void write_backend(Backend& b, const std::string& cause);
+  void write_state_change(Backend& b, const std::string& cause);
   void write_table(Vs& vs);
   std::vector<uint32_t> build_table(const Vs& vs) const;
   ikelb_backend_meta meta_of(const Backend& b) const;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,7 @@ class FakeMaps : public MapWriter {
   void set_virtual_server(uint32_t id, const ikelb_vs& v) override {
     vs[id] = v;
     ops.push_back("vs" + std::to_string(id) + "@" + std::to_string(v.table_base));
+    check("vs" + std::to_string(id));
   }
   void delete_virtual_server(uint32_t id) override {
     vs.erase(id);
@@ -55,7 +57,10 @@ class FakeMaps : public MapWriter {
     std::copy(t.begin(), t.end(), slots.begin() + base);
     ops.push_back("table@" + std::to_string(base));
   }
-  void set_backend(uint32_t id, const ikelb_backend& b) override { backends[id] = b; }
+  void set_backend(uint32_t id, const ikelb_backend& b) override {
+    backends[id] = b;
+    check("backend " + std::to_string(id));
+  }
   void set_reverse(const IpAddress& a, const ikelb_reverse_value& v) override {
     reverse.erase(
         std::remove_if(reverse.begin(), reverse.end(), [&](auto& e) { return e.first == a; }),
@@ -77,6 +82,23 @@ class FakeMaps : public MapWriter {
     return {slots.begin() + v.table_base, slots.begin() + v.table_base + v.table_size};
   }
   uint8_t state(uint32_t id) const { return backends.at(id).state; }
+
+  // With check_tables set: after every write of a backend or a virtual server, any backend an
+  // active table names that is not active (the data path would have to probe past its slots).
+  void check(const std::string& after) {
+    if (!check_tables) return;
+    for (const auto& [id, v] : vs) {
+      std::set<uint32_t> named(slots.begin() + v.table_base,
+                               slots.begin() + v.table_base + v.table_size);
+      for (uint32_t b : named)
+        if (b != IKELB_NO_BACKEND && backends.count(b) && backends[b].state != IKELB_BACKEND_ACTIVE)
+          violations.push_back("after " + after + ": vs" + std::to_string(id) + "'s table names " +
+                               std::to_string(b) + " in state " +
+                               std::to_string(backends[b].state));
+    }
+  }
+  bool check_tables = false;
+  std::vector<std::string> violations;
 
   std::vector<uint32_t> slots;
   std::map<uint32_t, ikelb_vs> vs;

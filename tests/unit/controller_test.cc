@@ -253,6 +253,28 @@ TEST_F(ControllerTest, RestartAdoptsIdsOperatorStateHealthAndTheActiveHalf) {
   EXPECT_EQ(view(restarted.backends(), "gw3").detail, "down (down before the agent restarted)");
 }
 
+// A backend leaving the table is written after the new table, one joining before it: at no point
+// does an active table name a backend that cannot take new clients (the data path would probe
+// past its slots and pin a client elsewhere than the table, and another ikelb node, picks).
+TEST_F(ControllerTest, NoTableEverNamesABackendThatTakesNoNewClients) {
+  maps.check_tables = true;
+  ctl.apply(config());
+  ctl.set_health(id("gw1"), false, "probe: 3 timeouts");
+  ctl.set_health(id("gw1"), true, "probe: 2 answers");
+  ctl.act("gw2", OperatorAction::kDrain);
+  ctl.act("gw2", OperatorAction::kUndrain);
+  ctl.act("gw3", OperatorAction::kDisable);
+  ctl.act("gw3", OperatorAction::kEnable);
+  Config c = config();
+  c.virtual_servers[0].backends[0].state = ConfiguredState::kDisabled;
+  ctl.apply(c);
+  c.virtual_servers[0].backends[0].state = ConfiguredState::kActive;
+  ctl.apply(c);
+  EXPECT_EQ(maps.violations, std::vector<std::string>{});
+  for (uint32_t b = 0; b < 3; b++) EXPECT_EQ(maps.state(b), IKELB_BACKEND_ACTIVE);
+  EXPECT_NEAR(count(maps.table(0), 0), 65537 / 3, 1);
+}
+
 TEST_F(ControllerTest, HealthMovesBackendsInAndOutOfTheTable) {
   ctl.apply(config());
   EXPECT_TRUE(ctl.set_health(id("gw1"), false, "probe: 3 timeouts"));
