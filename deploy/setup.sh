@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine (run as root from anywhere):
-#   deploy/setup.sh demo    install, build, run the data-path self-test and micro-benchmark
+#   deploy/setup.sh demo    install, build, start the lab (real strongSwan gateways and clients
+#                           behind ikelb in network namespaces) and print its report
 #   deploy/setup.sh test    install, build, run every test (ctest: unit, bpf, netns, fuzz)
 #   deploy/setup.sh build   install and build only
 # The build goes to build/ in the repository.
@@ -25,10 +26,7 @@ case "${1:-}" in
   demo)
     need_root
     build
-    echo "== data-path self-test: fixtures through the compiled XDP object"
-    ctest --test-dir "$build" -L bpf --output-on-failure
-    echo "== micro-benchmark"
-    "$build/tests/ikelb_microbench"
+    "$repo/deploy/lab/lab.sh" up
     ;;
   test)
     need_root
