@@ -78,6 +78,7 @@
 #include <nlohmann/json.hpp>
 
 #include "packet.h"
+#include "process.h"
 
 extern char** environ;
 
@@ -85,8 +86,13 @@ namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-using Argv = std::vector<std::string>;
+using ikelb::test::Argv;
 using ikelb::test::Bytes;
+using ikelb::test::join;
+using ikelb::test::read_file;
+using ikelb::test::RunResult;
+using ikelb::test::stop_process;
+using ikelb::test::wait_exit;
 
 constexpr const char* kVip = "203.0.113.10";
 constexpr int kLoadBackends = 1000;
@@ -127,19 +133,6 @@ std::string fmt(double v, int decimals = 1) {
   return buf;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::string join(const Argv& argv) {
-  std::string out;
-  for (const auto& a : argv) out += (out.empty() ? "" : " ") + a;
-  return out;
-}
-
 std::string errno_text(const std::string& what) {
   return what + ": " + std::strerror(errno);
 }
@@ -147,7 +140,9 @@ std::string errno_text(const std::string& what) {
 // ---- processes ----
 
 // Starts argv[0] (PATH lookup) in its own process group (a terminal's Ctrl-C reaches only the
-// bench, which then stops everything in order), stdin from /dev/null, stdout and stderr to out_fd.
+// bench, which then stops everything in order), stdin from /dev/null, stdout and stderr to out_fd
+// (a file, or the socket ikelbd's log is read from), SIGPIPE back to the default. Not
+// ikelb::test::spawn, which keeps the caller's process group and signal dispositions.
 pid_t spawn(const Argv& argv, int out_fd) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
@@ -172,36 +167,6 @@ pid_t spawn(const Argv& argv, int out_fd) {
   if (rc != 0) throw std::runtime_error("cannot start " + join(argv) + ": " + std::strerror(rc));
   return pid;
 }
-
-// Waits up to `timeout` for `pid`; its wait status, or nullopt while it runs.
-std::optional<int> wait_exit(pid_t pid, Clock::duration timeout) {
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    int status = 0;
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) return status;
-    if (r < 0) return -1;
-    if (Clock::now() >= deadline) return std::nullopt;
-    std::this_thread::sleep_for(5ms);
-  }
-}
-
-void stop_process(pid_t pid) {
-  if (pid <= 0) return;
-  if (kill(pid, SIGTERM) != 0) {
-    waitpid(pid, nullptr, WNOHANG);
-    return;
-  }
-  if (!wait_exit(pid, 1s)) {
-    kill(pid, SIGKILL);
-    wait_exit(pid, 5s);
-  }
-}
-
-struct RunResult {
-  int exit_code = -1;
-  std::string output;
-};
 
 // ---- the responder ----
 
@@ -663,7 +628,9 @@ class Bench {
  private:
   // ---- processes ----
 
-  RunResult run(const Argv& argv, Clock::duration timeout = 10s) {
+  // Runs a command to the end (killed after `timeout`), its output in the work directory. Started
+  // by this file's spawn(), in its own process group.
+  RunResult run(const Argv& argv, std::chrono::milliseconds timeout = 10s) {
     std::string out = dir_ + "/run." + std::to_string(run_counter_++) + ".out";
     int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return {-1, errno_text("open " + out)};
@@ -675,28 +642,10 @@ class Bench {
       return {-1, e.what()};
     }
     close(fd);
-    std::optional<int> status = wait_exit(pid, timeout);
-    if (!status) {
-      kill(pid, SIGKILL);
-      wait_exit(pid, 5s);
-    }
-    RunResult r;
-    r.output = read_file(out);
-    std::filesystem::remove(out);
-    if (!status)
-      r.output += "\n[timed out]";
-    else if (WIFEXITED(*status))
-      r.exit_code = WEXITSTATUS(*status);
-    return r;
+    return ikelb::test::finish_command(pid, out, timeout);
   }
 
-  std::string must(const Argv& argv) {
-    RunResult r = run(argv);
-    if (r.exit_code != 0)
-      throw std::runtime_error("`" + join(argv) + "` failed (exit " + std::to_string(r.exit_code) +
-                               "): " + r.output);
-    return r.output;
-  }
+  std::string must(const Argv& argv) { return ikelb::test::output_or_throw(argv, run(argv)); }
 
   std::string ns(const std::string& name) const { return prefix_ + "-" + name; }
   std::string ns_path(const std::string& name) const { return "/run/netns/" + ns(name); }
@@ -884,7 +833,7 @@ class Bench {
         if (!wait_exit(agent_pid_, r.exit_code == 0 ? 5s : 200ms)) {
           if (r.exit_code == 0)
             std::fprintf(stderr, "ikelbd did not stop after `ikelbctl teardown`\n");
-          stop_process(agent_pid_);
+          stop_process(agent_pid_, 1s);
         }
       }
       agent_pid_ = -1;

@@ -10,10 +10,8 @@
 // first packets of a burst never wait in the kernel's unresolved-neighbour queue. Every process,
 // namespace and mount a test creates is removed in TearDown, also when the test failed.
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -37,117 +35,28 @@
 
 #include <nlohmann/json.hpp>
 
-extern char** environ;
+#include "process.h"
 
+// In ikelb::test for the process helpers of support/process.h.
+namespace ikelb::test {
 namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-using Argv = std::vector<std::string>;
 
 constexpr const char* kVip = "203.0.113.10";
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::string tail(const std::string& text, size_t max = 4000) {
-  return text.size() <= max ? text : "..." + text.substr(text.size() - max);
-}
-
-std::string join(const Argv& argv) {
-  std::string out;
-  for (const auto& a : argv) out += (out.empty() ? "" : " ") + a;
-  return out;
-}
-
-// Starts argv[0] (looked up in PATH) with stdin from /dev/null and stdout/stderr appended to
-// `out_path`. Throws if it cannot be started.
-pid_t spawn(const Argv& argv, const std::string& out_path) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) throw std::runtime_error("cannot start " + join(argv) + ": " + std::strerror(rc));
-  return pid;
-}
-
-// Waits up to `timeout` for `pid` to exit; its wait status, or nullopt if it still runs.
-std::optional<int> wait_exit(pid_t pid, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    int status = 0;
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) return status;
-    if (r < 0) return -1;  // not our child any more
-    if (Clock::now() >= deadline) return std::nullopt;
-    std::this_thread::sleep_for(5ms);
-  }
-}
-
-// SIGTERM, a short grace, then SIGKILL; always reaps.
-void stop_process(pid_t pid) {
-  if (pid <= 0) return;
-  if (kill(pid, SIGTERM) != 0) {
-    waitpid(pid, nullptr, WNOHANG);
-    return;
-  }
-  if (!wait_exit(pid, 500ms)) {
-    kill(pid, SIGKILL);
-    wait_exit(pid, 5000ms);
-  }
-}
-
-struct RunResult {
-  int exit_code = -1;  // -1: killed by a signal or timed out
-  std::string output;  // stdout and stderr
-};
 
 class NetnsAgentTest : public ::testing::Test {
  protected:
   // ---- processes ----
 
+  // Runs a command to the end (killed after `timeout`), its output in the work directory.
   RunResult run(const Argv& argv, std::chrono::milliseconds timeout = 10s) {
-    std::string out = dir_ + "/run." + std::to_string(run_counter_++) + ".out";
-    pid_t pid = 0;
-    try {
-      pid = spawn(argv, out);
-    } catch (const std::exception& e) {
-      return {-1, e.what()};
-    }
-    std::optional<int> status = wait_exit(pid, timeout);
-    if (!status) {
-      kill(pid, SIGKILL);
-      wait_exit(pid, 5s);
-    }
-    RunResult r;
-    r.output = read_file(out);
-    std::filesystem::remove(out);
-    if (!status)
-      r.output += "\n[timed out after " + std::to_string(timeout.count()) + " ms]";
-    else if (WIFEXITED(*status))
-      r.exit_code = WEXITSTATUS(*status);
-    return r;
+    return run_command(argv, dir_ + "/run." + std::to_string(run_counter_++) + ".out", timeout);
   }
 
   // Runs a set-up command; throws with its output if it fails.
-  std::string must(const Argv& argv) {
-    RunResult r = run(argv);
-    if (r.exit_code != 0)
-      throw std::runtime_error("`" + join(argv) + "` failed (exit " + std::to_string(r.exit_code) +
-                               "): " + r.output);
-    return r.output;
-  }
+  std::string must(const Argv& argv) { return output_or_throw(argv, run(argv)); }
 
   // A background process, stopped in TearDown.
   pid_t start(const Argv& argv, const std::string& out_path) {
@@ -709,3 +618,4 @@ TEST_F(NetnsAgentTest, DrainKeepsPinnedClientsAndReportsDrained) {
 }
 
 }  // namespace
+}  // namespace ikelb::test

@@ -18,10 +18,8 @@
 // The eight tests take 10-16 s each; ctest runs them one at a time (RESOURCE_LOCK ikelb_e2e),
 // since the failover and ping-loss checks are timing checks.
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -48,14 +46,14 @@
 
 #include "ikelb_abi.h"
 #include "maglev.h"
+#include "process.h"
 
-extern char** environ;
-
+// In ikelb::test for the process helpers of support/process.h.
+namespace ikelb::test {
 namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-using Argv = std::vector<std::string>;
 
 constexpr const char* kVip = "203.0.113.10";
 constexpr const char* kPsk = "ikelb-e2e-psk-0123456789";
@@ -63,72 +61,12 @@ constexpr const char* kInside = "10.200.0.1";  // behind every gateway, inside t
 constexpr const char* kNatPublic = "100.64.2.1";
 constexpr const char* kNatClient = "192.168.1.2";
 constexpr uint32_t kTableSize = 65537;
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::string tail(const std::string& text, size_t max = 3000) {
-  return text.size() <= max ? text : "..." + text.substr(text.size() - max);
-}
-
-std::string join(const Argv& argv, const std::string& sep = " ") {
-  std::string out;
-  for (const auto& a : argv) out += (out.empty() ? "" : sep) + a;
-  return out;
-}
+constexpr std::chrono::milliseconds kStopGrace = 1s;  // SIGTERM to SIGKILL, for stop_process
+constexpr size_t kTailChars = 3000;                   // of a log or an output shown on failure
 
 double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
-
-pid_t spawn(const Argv& argv, const std::string& out_path) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) throw std::runtime_error("cannot start " + join(argv) + ": " + std::strerror(rc));
-  return pid;
-}
-
-std::optional<int> wait_exit(pid_t pid, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    int status = 0;
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) return status;
-    if (r < 0) return -1;
-    if (Clock::now() >= deadline) return std::nullopt;
-    std::this_thread::sleep_for(5ms);
-  }
-}
-
-void stop_process(pid_t pid) {
-  if (pid <= 0) return;
-  if (kill(pid, SIGTERM) != 0) {
-    waitpid(pid, nullptr, WNOHANG);
-    return;
-  }
-  if (!wait_exit(pid, 1000ms)) {
-    kill(pid, SIGKILL);
-    wait_exit(pid, 5000ms);
-  }
-}
-
-struct RunResult {
-  int exit_code = -1;
-  std::string output;
-};
 
 // One IKE_SA as `swanctl --list-sas --raw` prints it.
 struct ChildSa {
@@ -244,70 +182,18 @@ class E2eTest : public ::testing::Test {
  protected:
   // ---- processes ----
 
+  // Runs a command to the end (killed after `timeout`), its output in the work directory.
   RunResult run(const Argv& argv, std::chrono::milliseconds timeout = 20s) {
-    std::string out = dir_ + "/run." + std::to_string(run_counter_++) + ".out";
-    pid_t pid = 0;
-    try {
-      pid = spawn(argv, out);
-    } catch (const std::exception& e) {
-      return {-1, e.what()};
-    }
-    std::optional<int> status = wait_exit(pid, timeout);
-    if (!status) {
-      kill(pid, SIGKILL);
-      wait_exit(pid, 5s);
-    }
-    RunResult r;
-    r.output = read_file(out);
-    std::filesystem::remove(out);
-    if (!status)
-      r.output += "\n[timed out after " + std::to_string(timeout.count()) + " ms]";
-    else if (WIFEXITED(*status))
-      r.exit_code = WEXITSTATUS(*status);
-    return r;
+    return run_command(argv, dir_ + "/run." + std::to_string(run_counter_++) + ".out", timeout);
   }
 
-  // Runs every command at once; waits for all of them.
+  // Runs every command at once; waits for all of them (one deadline for the set).
   std::vector<RunResult> run_all(const std::vector<Argv>& commands,
                                  std::chrono::milliseconds timeout = 60s) {
-    std::vector<std::pair<pid_t, std::string>> started;
-    std::vector<RunResult> results(commands.size());
-    for (size_t i = 0; i < commands.size(); i++) {
-      std::string out = dir_ + "/run." + std::to_string(run_counter_++) + ".out";
-      try {
-        started.push_back({spawn(commands[i], out), out});
-      } catch (const std::exception& e) {
-        started.push_back({-1, out});
-        results[i].output = e.what();
-      }
-    }
-    const auto deadline = Clock::now() + timeout;
-    for (size_t i = 0; i < started.size(); i++) {
-      auto [pid, out] = started[i];
-      if (pid < 0) continue;
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      std::optional<int> status = wait_exit(pid, std::max(left, 0ms));
-      if (!status) {
-        kill(pid, SIGKILL);
-        wait_exit(pid, 5s);
-      }
-      results[i].output = read_file(out);
-      std::filesystem::remove(out);
-      if (!status)
-        results[i].output += "\n[timed out]";
-      else if (WIFEXITED(*status))
-        results[i].exit_code = WEXITSTATUS(*status);
-    }
-    return results;
+    return run_commands(commands, dir_ + "/run." + std::to_string(run_counter_++) + ".", timeout);
   }
 
-  std::string must(const Argv& argv) {
-    RunResult r = run(argv);
-    if (r.exit_code != 0)
-      throw std::runtime_error("`" + join(argv) + "` failed (exit " + std::to_string(r.exit_code) +
-                               "): " + r.output);
-    return r.output;
-  }
+  std::string must(const Argv& argv) { return output_or_throw(argv, run(argv)); }
 
   pid_t start(const Argv& argv, const std::string& out_path) {
     pid_t pid = spawn(argv, out_path);
@@ -383,9 +269,10 @@ class E2eTest : public ::testing::Test {
     };
     if (HasFailure()) step("logs", [this] { dump_logs(); });
     for (pid_t pid : std::vector<pid_t>(children_))
-      if (pid != agent_pid_) step("stopping a process", [&] { stop_process(pid); });
+      if (pid != agent_pid_) step("stopping a process", [&] { stop_process(pid, kStopGrace); });
     step("ikelbctl teardown", [this] { stop_agent_with_teardown(); });
-    for (pid_t pid : children_) step("stopping a process", [pid] { stop_process(pid); });
+    for (pid_t pid : children_)
+      step("stopping a process", [pid] { stop_process(pid, kStopGrace); });
     children_.clear();
     step("ikelbd --teardown", [this] {
       if (!bpffs_mounted_ || !std::filesystem::exists(bpffs_ + "/ikelb")) return;
@@ -456,7 +343,8 @@ class E2eTest : public ::testing::Test {
   }
 
   void dump_logs() {
-    std::fprintf(stderr, "---- ikelbd log ----\n%s\n", tail(read_file(agent_log_)).c_str());
+    std::fprintf(stderr, "---- ikelbd log ----\n%s\n",
+                 tail(read_file(agent_log_), kTailChars).c_str());
     for (int i : gateways_)
       std::fprintf(stderr, "---- gw%d charon.log ----\n%s\n", i,
                    tail(read_file(gateway_dir(i) + "/charon.log"), 2500).c_str());
@@ -616,7 +504,8 @@ class E2eTest : public ::testing::Test {
     const double took = ms_since(t0);
     std::string failures;
     for (size_t k = 0; k < results.size(); k++)
-      if (results[k].exit_code != 0) failures += names[k] + ": " + tail(results[k].output) + "\n";
+      if (results[k].exit_code != 0)
+        failures += names[k] + ": " + tail(results[k].output, kTailChars) + "\n";
     if (!failures.empty()) throw std::runtime_error("clients did not connect:\n" + failures);
     return took;
   }
@@ -659,12 +548,12 @@ class E2eTest : public ::testing::Test {
         forget(agent_pid_);
         agent_pid_ = -1;
         throw std::runtime_error("ikelbd exited (status " + std::to_string(*status) +
-                                 ") before answering: " + tail(read_file(agent_log_)));
+                                 ") before answering: " + tail(read_file(agent_log_), kTailChars));
       }
       if (run({IKELBCTL_PATH, "--socket", socket_, "status"}, 2s).exit_code == 0) return;
       if (Clock::now() > deadline)
         throw std::runtime_error("ikelbd did not answer within 10 s: " +
-                                 tail(read_file(agent_log_)));
+                                 tail(read_file(agent_log_), kTailChars));
       std::this_thread::sleep_for(20ms);
     }
   }
@@ -859,7 +748,7 @@ class E2eTest : public ::testing::Test {
     for (auto& [name, run] : p.running) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       auto status = wait_exit(run.first, std::max(left, 0ms));
-      if (!status) stop_process(run.first);
+      if (!status) stop_process(run.first, kStopGrace);
       forget(run.first);
       auto counts = ping_counts(read_file(run.second));
       lost[name] = counts ? counts->first - counts->second : 1000000;
@@ -1420,3 +1309,4 @@ TEST_F(E2eTest, ReloadAddingAGatewayUnderTrafficMovesNoClient) {
 }
 
 }  // namespace
+}  // namespace ikelb::test

@@ -571,7 +571,9 @@ sw_client_down() {
   if ! sw_swanctl "$ns" "$wd" --list-sas --ike ikelb 2>/dev/null | grep -q '^ikelb:'; then
     return 0
   fi
-  out=$(sw_swanctl "$ns" "$wd" --terminate --ike ikelb --timeout 5 2>&1) && return 0
+  # 15 s: room for charon's first two retransmits of the DELETE (4 s, then 7.2 s later); a busy
+  # machine has been seen to lose the first answer within 5 s.
+  out=$(sw_swanctl "$ns" "$wd" --terminate --ike ikelb --timeout 15 2>&1) && return 0
   sw_swanctl "$ns" "$wd" --list-sas --ike ikelb 2>/dev/null | grep -q '^ikelb:' || return 0
   _sw_err "client in $ns: terminate failed"
   printf '%s\n' "$out" >&2
