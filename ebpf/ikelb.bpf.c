@@ -102,12 +102,11 @@ static __always_inline int backend_takes_pinned(struct ikelb_backend* be, __u32 
 }
 
 /* Affinity first, then Maglev. Returns the backend id or IKELB_NO_BACKEND. */
-static __always_inline __u32 select_backend(struct pkt* p, __u32 vs_id,
+static __always_inline __u32 select_backend(struct pkt* p, __u32 vs_id, __u64 now,
                                             struct ikelb_backend** out) {
   __u32 zero = 0;
   struct ikelb_settings* cfg = bpf_map_lookup_elem(&settings, &zero);
   __u64 idle = cfg ? cfg->affinity_idle_ns : 0;
-  __u64 now = bpf_ktime_get_ns();
 
   struct ikelb_affinity_key akey = {.vs_id = vs_id, .family = p->family};
   __builtin_memcpy(&akey.client, &p->src, sizeof(akey.client));
@@ -210,37 +209,67 @@ static __always_inline __u8 ttl_of(struct pkt* p, void* data_end) {
   return ip6->hop_limit;
 }
 
+/* Asks the FIB for the rewritten packet's next hop, as a router would. Returns
+ * BPF_FIB_LKUP_RET_*, or -1 for a packet too short to read. */
+static __always_inline long fib_lookup(struct xdp_md* ctx, struct pkt* p,
+                                       struct bpf_fib_lookup* fib) {
+  void* data_end = (void*)(long)ctx->data_end;
+  fib->ifindex = ctx->ingress_ifindex;
+  fib->l4_protocol = p->proto;
+  fib->tot_len = p->ip_len;
+  if (p->family == IKELB_AF_INET) {
+    struct iphdr* ip = p->l3;
+    if ((void*)(ip + 1) > data_end) return -1;
+    fib->family = IKELB_AF_INET_SYS;
+    fib->tos = ip->tos;
+    fib->ipv4_src = ip->saddr;
+    fib->ipv4_dst = ip->daddr;
+  } else {
+    struct ipv6hdr* ip6 = p->l3;
+    if ((void*)(ip6 + 1) > data_end) return -1;
+    fib->family = IKELB_AF_INET6_SYS;
+    fib->flowinfo = p->flowinfo;
+    __builtin_memcpy(fib->ipv6_src, &ip6->saddr, 16);
+    __builtin_memcpy(fib->ipv6_dst, &ip6->daddr, 16);
+  }
+  return bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
+}
+
 /* Route the rewritten packet like a router would. The TTL is decremented only when XDP sends the
- * packet itself; when the kernel takes over (XDP_PASS) it forwards and decrements on its own. */
-static __always_inline int forward(struct xdp_md* ctx, struct pkt* p, int* action) {
+ * packet itself; when the kernel takes over (XDP_PASS) it forwards and decrements on its own.
+ * Towards a backend (backend_id set) the next hop comes from the per-CPU cache while it is fresh
+ * (struct ikelb_nexthop); replies to clients ask the FIB every time, as clients are many. */
+static __always_inline int forward(struct xdp_md* ctx, struct pkt* p, __u32 backend_id, __u64 now,
+                                   int* action) {
   void* data = (void*)(long)ctx->data;
   void* data_end = (void*)(long)ctx->data_end;
   *action = XDP_PASS;
   /* XDP cannot send on a VLAN sub-interface; the kernel strips, routes and re-tags. */
   if (p->vlan_tags) return IKELB_OUT_FWD_KERNEL_VLAN;
 
+  struct ikelb_nexthop* nh = 0;
+  if (backend_id != IKELB_NO_BACKEND) nh = bpf_map_lookup_elem(&nexthops, &backend_id);
+  int fresh = nh && now < nh->expires_ns && nh->ingress_ifindex == ctx->ingress_ifindex;
   struct bpf_fib_lookup fib = {};
-  fib.ifindex = ctx->ingress_ifindex;
-  fib.l4_protocol = p->proto;
-  fib.tot_len = p->ip_len;
-  if (p->family == IKELB_AF_INET) {
-    struct iphdr* ip = p->l3;
-    if ((void*)(ip + 1) > data_end) return IKELB_OUT_DROP_INTERNAL;
-    fib.family = IKELB_AF_INET_SYS;
-    fib.tos = ip->tos;
-    fib.ipv4_src = ip->saddr;
-    fib.ipv4_dst = ip->daddr;
+  if (fresh && p->ip_len <= nh->ok_len) {
+    fib.ifindex = nh->egress_ifindex;
+    __builtin_memcpy(fib.dmac, nh->dmac, ETH_ALEN);
+    __builtin_memcpy(fib.smac, nh->smac, ETH_ALEN);
   } else {
-    struct ipv6hdr* ip6 = p->l3;
-    if ((void*)(ip6 + 1) > data_end) return IKELB_OUT_DROP_INTERNAL;
-    fib.family = IKELB_AF_INET6_SYS;
-    fib.flowinfo = p->flowinfo;
-    __builtin_memcpy(fib.ipv6_src, &ip6->saddr, 16);
-    __builtin_memcpy(fib.ipv6_dst, &ip6->daddr, 16);
+    long rc = fib_lookup(ctx, p, &fib);
+    if (rc < 0) return IKELB_OUT_DROP_INTERNAL;
+    if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) return IKELB_OUT_FWD_KERNEL_NEIGH;
+    if (rc != BPF_FIB_LKUP_RET_SUCCESS) return IKELB_OUT_FWD_KERNEL_FIB;
+    if (nh) {
+      /* fib.ifindex is now the egress interface. A fresh entry only learns a longer ok_len. */
+      nh->ok_len = fresh && nh->ok_len > p->ip_len ? nh->ok_len : p->ip_len;
+      nh->expires_ns = now + IKELB_NEXTHOP_TTL_NS;
+      nh->ingress_ifindex = ctx->ingress_ifindex;
+      nh->egress_ifindex = fib.ifindex;
+      __builtin_memcpy(nh->dmac, fib.dmac, ETH_ALEN);
+      __builtin_memcpy(nh->smac, fib.smac, ETH_ALEN);
+    }
   }
-  long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-  if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) return IKELB_OUT_FWD_KERNEL_NEIGH;
-  if (rc != BPF_FIB_LKUP_RET_SUCCESS) return IKELB_OUT_FWD_KERNEL_FIB;
 
   __u32 egress = fib.ifindex;
   int same_port = egress == ctx->ingress_ifindex;
@@ -278,7 +307,8 @@ static __always_inline int handle_to_vip(struct xdp_md* ctx, struct pkt* p, int*
   if (ttl_of(p, data_end) <= 1) return IKELB_OUT_PASS_TTL_EXPIRED;
 
   struct ikelb_backend* be = 0;
-  __u32 backend_id = select_backend(p, vs_id, &be);
+  __u64 now = bpf_ktime_get_ns();
+  __u32 backend_id = select_backend(p, vs_id, now, &be);
   if (backend_id == IKELB_NO_BACKEND || !be) return IKELB_OUT_DROP_NO_BACKEND;
   if (be->family != p->family) return IKELB_OUT_DROP_INTERNAL;
 
@@ -286,7 +316,7 @@ static __always_inline int handle_to_vip(struct xdp_md* ctx, struct pkt* p, int*
   __builtin_memcpy(&to, &be->addr, sizeof(to));
   rewrite_addr(p, data_end, &to, 0);
   count_traffic(vs_id, backend_id, IKELB_DIR_TO_BACKEND, p->frame_len);
-  return forward(ctx, p, action);
+  return forward(ctx, p, backend_id, now, action);
 }
 
 /* Backend -> client. Returns an outcome, or -1 if the packet is not a reply we translate. */
@@ -328,7 +358,7 @@ static __always_inline int handle_from_backend(struct xdp_md* ctx, struct pkt* p
 
   rewrite_addr(p, data_end, &fv.vip, 1);
   count_traffic(fv.vs_id, fv.backend_id, IKELB_DIR_TO_CLIENT, p->frame_len);
-  return forward(ctx, p, action);
+  return forward(ctx, p, IKELB_NO_BACKEND, 0, action);
 }
 
 static __always_inline int outcome_action(int outcome) {

@@ -208,6 +208,21 @@ struct ikelb_backend_stats {
   __u64 new_clients;    /* affinity entries created towards this backend */
 };
 
+/* nexthops, per CPU, index backend id: the forward path's cache of bpf_fib_lookup() for a
+ * backend (the lookup is close to half of an affinity hit's cost). An entry serves packets that
+ * arrive on the interface it was looked up for and are no longer than the longest packet the
+ * lookup allowed (MTU), until expires_ns; then the FIB is asked again. A route or neighbour change
+ * reaches a backend's traffic within IKELB_NEXTHOP_TTL_NS. Written by the program only. */
+#define IKELB_NEXTHOP_TTL_NS 100000000ull
+struct ikelb_nexthop {
+  __u64 expires_ns; /* bpf_ktime_get_ns() clock; 0: empty */
+  __u32 ingress_ifindex;
+  __u32 egress_ifindex;
+  __u32 ok_len; /* IP packets up to this length passed the lookup's MTU check */
+  __u8 dmac[6];
+  __u8 smac[6];
+};
+
 /* Agent bookkeeping, never read by the program: kept in pinned maps so that it lives and dies
  * with the forwarding state it describes (a restarted agent adopts both, teardown removes both).
  * Names are NUL-padded; an all-zero entry is a free slot. */
@@ -265,6 +280,7 @@ struct ikelb_backend_meta {
 #define IKELB_MAP_LOCAL_ADDRS "local_addrs"
 #define IKELB_MAP_VS_META "vs_meta"
 #define IKELB_MAP_BACKEND_META "backend_meta"
+#define IKELB_MAP_NEXTHOPS "nexthops"
 
 /* The Maglev index of a client: a hash of its address only (never the port), so every packet of
  * a client, fragments included, maps to one slot. Shared with C++ so tests and tools can predict
@@ -306,6 +322,7 @@ static_assert(sizeof(struct ikelb_affinity_value) == 16);
 static_assert(sizeof(struct ikelb_frag_key) == 40);
 static_assert(sizeof(struct ikelb_frag_value) == 24);
 static_assert(sizeof(struct ikelb_settings) == 8);
+static_assert(sizeof(struct ikelb_nexthop) == 32);
 static_assert(sizeof(struct ikelb_traffic) == 32);
 static_assert(sizeof(struct ikelb_backend_stats) == 48);
 static_assert(sizeof(struct ikelb_vs_meta) == 72);

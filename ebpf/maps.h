@@ -71,6 +71,14 @@ struct {
   __type(value, __u32);
 } local_addrs SEC(".maps");
 
+/* Cached next hops of the forward path (ikelb_abi.h, struct ikelb_nexthop). */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, IKELB_MAX_BACKENDS);
+  __type(key, __u32);
+  __type(value, struct ikelb_nexthop);
+} nexthops SEC(".maps");
+
 /* Interfaces the program may redirect to (key and value: ifindex). */
 struct {
   __uint(type, BPF_MAP_TYPE_DEVMAP_HASH);

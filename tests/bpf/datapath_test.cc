@@ -9,9 +9,17 @@
 #include <linux/bpf.h>
 #include <netinet/in.h>
 
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <sched.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include "datapath.h"
 #include "packet.h"
@@ -575,6 +583,25 @@ std::vector<Case> cases() {
                  {{IKELB_EV_AFFINITY_HIT, 1}},
                  nullptr});
 
+  all.push_back(
+      {"LongerPacketsThanTheCachedNextHopAllowedAskTheFibAgain",
+       "gateway port MTU 1400: after a short packet has cached the backend's next hop, a "
+       "1500-byte one still gets the FIB's MTU verdict (left to the kernel, rewritten), and "
+       "short ones keep being redirected",
+       [](Env&) { sh("ip link set gw0 mtu 1400"); },
+       [](Env& env) {
+         IpAddr c = client4(17);
+         env.bed.pin(kVs4, to_lb(c), 0);
+         Frame small = from_client(c, kVip4).udp(4500, 4500).payload(ike_payload(200));
+         Frame big = from_client(c, kVip4).udp(4500, 4500).payload(ike_payload(1472));
+         return std::vector<Step>{
+             forwarded(small, to_backend(small, be(env, 0), c), 0),
+             forwarded(big, to_backend(big, be(env, 0), c, false), 0, IKELB_OUT_FWD_KERNEL_FIB),
+             forwarded(small, to_backend(small, be(env, 0), c), 0)};
+       },
+       {{IKELB_EV_AFFINITY_HIT, 3}},
+       nullptr});
+
   all.push_back({"OneArmedBackendUsesXdpTx",
                  "a backend behind the port the packet came in on is reached with XDP_TX",
                  nullptr,
@@ -630,9 +657,19 @@ std::vector<Case> cases() {
 
 class DatapathTest : public ::testing::TestWithParam<Case> {};
 
+// Keeps the calling thread on the CPU it runs on, so that every BPF_PROG_TEST_RUN of a test sees
+// the same per-CPU maps (the next-hop cache).
+void stay_on_this_cpu() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(sched_getcpu(), &set);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(set), &set), 0) << std::strerror(errno);
+}
+
 TEST_P(DatapathTest, Fixture) {
   const Case& c = GetParam();
   SCOPED_TRACE(c.description);
+  stay_on_this_cpu();
   Sandbox sandbox = Sandbox::create();
   Datapath dp(
       Datapath::Options{.table_slots = 2 * kTableSize, .affinity_entries = 65536, .pin_dir = ""});
@@ -703,6 +740,56 @@ TEST_P(DatapathTest, Fixture) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, DatapathTest, ::testing::ValuesIn(cases()),
                          [](const auto& info) { return info.param.name; });
+
+// The forward path caches a backend's next hop per CPU for IKELB_NEXTHOP_TTL_NS: the entry holds
+// what the FIB said, and a neighbour change reaches the backend's traffic once it expires.
+Mac to_mac(const uint8_t (&bytes)[6]) {
+  Mac m;
+  std::copy(std::begin(bytes), std::end(bytes), m.bytes.begin());
+  return m;
+}
+
+TEST(NextHopCache, HoldsTheFibAnswerAndFollowsANeighbourChangeAfterItsTtl) {
+  stay_on_this_cpu();
+  Sandbox sandbox = Sandbox::create();
+  Datapath dp(
+      Datapath::Options{.table_slots = 2 * kTableSize, .affinity_entries = 65536, .pin_dir = ""});
+  Testbed bed(dp, sandbox);
+  const IpAddr c = client4(18);
+  bed.pin(kVs4, to_lb(c), 0);
+  const TestbedBackend& gw1 = bed.backend(0);
+  Frame in = from_client(c, kVip4).udp(4500, 4500).payload(ike_payload(100));
+  const Bytes frame = in.build();
+
+  XdpResult r = run_xdp(dp.prog_fd(), frame, sandbox.client_ifindex);
+  ASSERT_EQ(r.verdict, XDP_REDIRECT);
+  EXPECT_EQ(describe_diff(to_backend(in, gw1, c).build(), r.frame), "");
+
+  const int cpus = libbpf_num_possible_cpus();
+  std::vector<ikelb_nexthop> per_cpu(static_cast<size_t>(cpus));
+  uint32_t key = 0;
+  ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(IKELB_MAP_NEXTHOPS), &key, per_cpu.data()), 0);
+  const ikelb_nexthop& nh = per_cpu.at(static_cast<size_t>(sched_getcpu()));
+  EXPECT_EQ(nh.ingress_ifindex, sandbox.client_ifindex);
+  EXPECT_EQ(nh.egress_ifindex, sandbox.gateway_ifindex);
+  EXPECT_EQ(nh.ok_len, frame.size() - 14);
+  EXPECT_EQ(to_mac(nh.dmac), mac(gw1.mac));
+  EXPECT_EQ(to_mac(nh.smac), kGatewayPortMac);
+  const uint64_t now = monotonic_ns();
+  EXPECT_GT(nh.expires_ns, now);
+  EXPECT_LE(nh.expires_ns, now + IKELB_NEXTHOP_TTL_NS);
+
+  // The gateway's MAC changes (a replaced NIC, a failover of its own).
+  sh("ip neigh replace " + gw1.addr.str() + " lladdr 02:00:00:00:b0:99 dev gw0 nud permanent");
+  std::this_thread::sleep_for(std::chrono::nanoseconds(2 * IKELB_NEXTHOP_TTL_NS));
+  r = run_xdp(dp.prog_fd(), frame, sandbox.client_ifindex);
+  ASSERT_EQ(r.verdict, XDP_REDIRECT);
+  EXPECT_EQ(
+      describe_diff(
+          Frame(to_backend(in, gw1, c)).eth(kGatewayPortMac, mac("02:00:00:00:b0:99")).build(),
+          r.frame),
+      "");
+}
 
 }  // namespace
 }  // namespace ikelb::test
