@@ -566,6 +566,63 @@ TEST_F(NetnsAgentTest, ReloadAddingAFourthGatewayKeepsPinnedClients) {
   EXPECT_EQ(per_gw[1] + per_gw[2] + per_gw[3] + per_gw[4], 200);
 }
 
+// A reload of a broken config, by ikelbctl and by SIGHUP, is refused with every error and
+// changes nothing: the same backends, pinned clients where they were, new clients placed by the
+// old table (gw3, which the broken file drops, included).
+TEST_F(NetnsAgentTest, InvalidReloadIsRejectedAndForwardingIsUnchanged) {
+  write_config(3, 60);
+  start_agent();
+  SendResult before = send(500, 1, 100, "before");
+  EXPECT_EQ(answered_by_vip(before, 100, 1), "");
+  auto placed = single_gateway(gateways_of("before", 500, 100));
+  ASSERT_EQ(placed.size(), 100u);
+  const nlohmann::json backends_before = ctl_json({"backends"})["backends"];
+
+  nlohmann::json bad = nlohmann::json::parse(read_file(config_path_));
+  auto& list = bad["virtual_servers"][0]["backends"];
+  list[0]["wieght"] = 5;              // a typo: unknown keys are errors
+  list[1]["address"] = "10.0.2.300";  // not an address
+  list.erase(2);                      // gw3 gone: must not take effect
+  std::ofstream(config_path_) << bad.dump(2) << "\n";
+
+  RunResult reload = run({IKELBCTL_PATH, "--socket", socket_, "reload"});
+  EXPECT_NE(reload.exit_code, 0) << reload.output;
+  EXPECT_NE(reload.output.find("/virtual_servers/0/backends/0/wieght"), std::string::npos)
+      << reload.output;
+  EXPECT_NE(reload.output.find("/virtual_servers/0/backends/1/address: \"10.0.2.300\""),
+            std::string::npos)
+      << reload.output;
+  ASSERT_EQ(kill(agent_pid_, SIGHUP), 0);
+  auto deadline = Clock::now() + 5s;
+  while (read_file(agent_log_).find("reload (SIGHUP) rejected") == std::string::npos &&
+         Clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_NE(read_file(agent_log_).find("reload (SIGHUP) rejected, nothing changed"),
+            std::string::npos)
+      << tail(read_file(agent_log_));
+
+  const nlohmann::json backends_after = ctl_json({"backends"})["backends"];
+  ASSERT_EQ(backends_after.size(), backends_before.size());
+  for (size_t i = 0; i < backends_after.size(); i++) {
+    EXPECT_EQ(backends_after[i]["name"], backends_before[i]["name"]);
+    EXPECT_EQ(backends_after[i]["address"], backends_before[i]["address"]);
+    EXPECT_EQ(backends_after[i]["state"], "active") << backends_after[i].dump();
+  }
+
+  SendResult again = send(500, 1, 200, "again");  // 100 pinned clients and 100 new ones
+  EXPECT_EQ(answered_by_vip(again, 200, 1), "");
+  auto replaced = single_gateway(gateways_of("again", 500, 200));
+  ASSERT_EQ(replaced.size(), 200u);
+  int moved = 0;
+  for (const auto& [c, gw] : placed) moved += replaced.at(c) != gw;
+  EXPECT_EQ(moved, 0) << "pinned clients that changed gateway after a rejected reload";
+  EXPECT_GT(clients_per_gateway(replaced)[3], clients_per_gateway(placed)[3])
+      << "gw3, dropped only by the rejected config, must still take new clients";
+  const nlohmann::json last = ctl_json({"status"})["last_reload"];
+  EXPECT_EQ(last["ok"], false) << last.dump();
+  EXPECT_EQ(last["errors"].size(), 2u) << last.dump();
+}
+
 TEST_F(NetnsAgentTest, DrainKeepsPinnedClientsAndReportsDrained) {
   write_config(3, 3);
   start_agent();
