@@ -12,7 +12,6 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,6 +34,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "netns_fixture.h"
 #include "process.h"
 
 // In ikelb::test for the process helpers of support/process.h.
@@ -46,147 +46,34 @@ using Clock = std::chrono::steady_clock;
 
 constexpr const char* kVip = "203.0.113.10";
 
-class NetnsAgentTest : public ::testing::Test {
+class NetnsAgentTest : public NetnsFixture {
  protected:
-  // ---- processes ----
-
-  // Runs a command to the end (killed after `timeout`), its output in the work directory.
-  RunResult run(const Argv& argv, std::chrono::milliseconds timeout = 10s) {
-    return run_command(argv, dir_ + "/run." + std::to_string(run_counter_++) + ".out", timeout);
-  }
-
-  // Runs a set-up command; throws with its output if it fails.
-  std::string must(const Argv& argv) { return output_or_throw(argv, run(argv)); }
-
-  // A background process, stopped in TearDown.
-  pid_t start(const Argv& argv, const std::string& out_path) {
-    pid_t pid = spawn(argv, out_path);
-    children_.push_back(pid);
-    return pid;
-  }
-
-  void forget(pid_t pid) { std::erase(children_, pid); }
-
-  std::string ns(const std::string& name) const { return prefix_ + "-" + name; }
-
-  Argv in_ns(const std::string& name, Argv argv) {
-    argv.insert(argv.begin(), {"ip", "netns", "exec", ns(name)});
-    return argv;
-  }
-
-  void write_proc(const std::string& netns, const std::string& path, const std::string& value) {
-    must(in_ns(netns, {"sh", "-c", "echo " + value + " > " + path}));
-  }
+  NetnsAgentTest()
+      : NetnsFixture({.ikelbd = IKELBD_PATH,
+                      .ikelbctl = IKELBCTL_PATH,
+                      .netns_tool = IKELB_NETNS_TOOL_PATH,
+                      .work_dir_template = "/tmp/ikelb-netns-XXXXXX",
+                      .prefix = "ik"}) {}
 
   // ---- topology ----
 
   void SetUp() override {
-    ASSERT_EQ(geteuid(), 0u) << "the netns tests need root";
-    char tmpl[] = "/tmp/ikelb-netns-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    // A unique prefix: "ik" + 4 base-36 digits from the pid and a counter, skipping names in use.
-    static int counter = 0;
-    for (int attempt = 0; prefix_.empty() && attempt < 100; attempt++) {
-      uint32_t v = (static_cast<uint32_t>(getpid()) * 37u + static_cast<uint32_t>(counter++)) %
-                   (36u * 36u * 36u * 36u);
-      std::string p = "ik";
-      for (int i = 0; i < 4; i++, v /= 36) p += "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36];
-      if (!std::filesystem::exists("/run/netns/" + p + "-lb")) prefix_ = p;
-    }
-    ASSERT_FALSE(prefix_.empty());
-
-    bpffs_ = dir_ + "/bpf";
-    std::filesystem::create_directory(bpffs_);
-    ASSERT_EQ(mount("bpf", bpffs_.c_str(), "bpf", 0, nullptr), 0)
-        << "mount -t bpf: " << std::strerror(errno);
-    bpffs_mounted_ = true;
-    config_path_ = dir_ + "/ikelb.json";
-    socket_ = dir_ + "/ikelb.sock";
-    agent_log_ = dir_ + "/ikelbd.log";
-
-    add_namespace("lb");
-    write_proc("lb", "/proc/sys/net/ipv4/ip_forward", "1");
-    // Replies leave XDP with the VIP as source, which the lb namespace has no route to.
-    write_proc("lb", "/proc/sys/net/ipv4/conf/all/rp_filter", "0");
-    write_proc("lb", "/proc/sys/net/ipv4/conf/default/rp_filter", "0");
-
-    add_namespace("cli");
-    add_link("c0", "lb", "c1", "cli", 0);
-    must({"ip", "-n", ns("lb"), "addr", "add", "198.51.100.1/24", "dev", "c0"});
-    must({"ip", "-n", ns("cli"), "addr", "add", "198.51.100.2/24", "dev", "c1"});
-    must({"ip", "-n", ns("cli"), "route", "add", "default", "via", "198.51.100.1"});
-    must({"ip", "-n", ns("lb"), "route", "add", "100.64.0.0/16", "via", "198.51.100.2"});
-    must({"ip", "-n", ns("lb"), "neigh", "replace", "198.51.100.2", "lladdr", mac(0, 2), "nud",
-          "permanent", "dev", "c0"});
-    must({"ip", "-n", ns("cli"), "neigh", "replace", "198.51.100.1", "lladdr", mac(0, 1), "nud",
-          "permanent", "dev", "c1"});
-    std::string batch = dir_ + "/clients.batch";
-    {
-      std::ofstream out(batch);
-      for (int n = 1; n <= kClientAddresses; n++)
-        out << "address add " << client(n) << "/32 dev c1\n";
-    }
-    must({"ip", "-n", ns("cli"), "-batch", batch});
-    must(in_ns("cli", {IKELB_NETNS_TOOL_PATH, "xdp-pass", "c1"}));
+    NetnsFixture::SetUp();
+    if (HasFatalFailure()) return;
+    add_lb_and_clients(kClientAddresses);
     for (int i = 1; i <= 3; i++) add_gateway(i);
   }
 
-  // Removes everything SetUp and the test created, whatever state they were left in. Every step
-  // runs even when an earlier one failed.
-  void TearDown() override {
-    auto step = [this](const char* what, const auto& f) {
-      try {
-        f();
-      } catch (const std::exception& e) {
-        ADD_FAILURE() << "TearDown: " << what << ": " << e.what();
-      }
-    };
-    if (HasFailure()) step("logs", [this] { dump_logs(); });
-    // The agent first: ikelbctl teardown while it runs, so it detaches and unpins itself.
-    step("ikelbctl teardown", [this] { stop_agent_with_teardown(); });
-    for (pid_t pid : children_) step("stopping a process", [pid] { stop_process(pid); });
-    children_.clear();
-    // An agent that is gone (kill -9, a failed test) left its pins: ikelbd --teardown.
-    step("ikelbd --teardown", [this] {
-      if (!bpffs_mounted_ || !std::filesystem::exists(bpffs_ + "/ikelb")) return;
-      if (std::find(namespaces_.begin(), namespaces_.end(), "lb") == namespaces_.end()) return;
-      RunResult r = run(in_ns("lb", {IKELBD_PATH, "--config", config_path_, "--teardown"}), 10s);
-      if (r.exit_code != 0) ADD_FAILURE() << "ikelbd --teardown: " << r.output;
-    });
-    for (const auto& name : namespaces_)
-      step("ip netns del", [&] {
-        RunResult r = run({"ip", "netns", "del", ns(name)});
-        if (r.exit_code != 0) ADD_FAILURE() << "ip netns del " << ns(name) << ": " << r.output;
-      });
-    namespaces_.clear();
-    if (bpffs_mounted_ && umount2(bpffs_.c_str(), MNT_DETACH) != 0)
-      ADD_FAILURE() << "umount " << bpffs_ << ": " << std::strerror(errno);
-    bpffs_mounted_ = false;
-    if (!dir_.empty()) {
-      std::error_code ec;
-      std::filesystem::remove_all(dir_, ec);
-    }
-  }
-
-  void stop_agent_with_teardown() {
-    if (agent_pid_ <= 0 || wait_exit(agent_pid_, 0ms)) return;
-    RunResult r = run({IKELBCTL_PATH, "--socket", socket_, "teardown"}, 5s);
-    std::optional<int> status = wait_exit(agent_pid_, r.exit_code == 0 ? 5000ms : 200ms);
-    if (!status) {
-      ADD_FAILURE() << "ikelbd did not stop after teardown: " << r.output;
-      return;  // stopped with the other children
-    }
-    forget(agent_pid_);
-    agent_pid_ = -1;
+  // The teardown contract: ikelbctl teardown stops the agent with exit 0 and leaves nothing
+  // pinned and no XDP program on lb's interfaces.
+  void check_agent_teardown(const RunResult& r, int status) override {
     if (r.exit_code != 0) {
       // An agent the test killed may have been dying already: the fallback handles it.
-      if (!WIFSIGNALED(*status)) ADD_FAILURE() << "ikelbctl teardown: " << r.output;
+      if (!WIFSIGNALED(status)) ADD_FAILURE() << "ikelbctl teardown: " << r.output;
       return;
     }
-    if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0)
-      ADD_FAILURE() << "ikelbd exited with status " << *status << " after teardown";
-    // The teardown contract: nothing pinned, no XDP program left on lb's interfaces.
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      ADD_FAILURE() << "ikelbd exited with status " << status << " after teardown";
     if (std::filesystem::exists(bpffs_ + "/ikelb"))
       ADD_FAILURE() << "pins left under " << bpffs_ << "/ikelb after ikelbctl teardown";
     RunResult links = run({"ip", "-n", ns("lb"), "link", "show"});
@@ -194,69 +81,24 @@ class NetnsAgentTest : public ::testing::Test {
       ADD_FAILURE() << "XDP still attached after ikelbctl teardown:\n" << links.output;
   }
 
-  void dump_logs() {
-    std::fprintf(stderr, "---- ikelbd log (%s) ----\n%s\n", agent_log_.c_str(),
-                 tail(read_file(agent_log_)).c_str());
+  void dump_logs() override {
+    NetnsFixture::dump_logs();
     for (int i : gateways_)
       std::fprintf(stderr, "---- gw%d serve output ----\n%s\n", i,
-                   tail(read_file(dir_ + "/serve" + std::to_string(i) + ".out"), 1000).c_str());
-  }
-
-  void add_namespace(const std::string& name) {
-    must({"ip", "netns", "add", ns(name)});
-    namespaces_.push_back(name);
-    must({"ip", "-n", ns(name), "link", "set", "lo", "up"});
-  }
-
-  // MACs: 02:1b:00:00:<link>:01 on the lb side, :02 on the peer.
-  static std::string mac(int link, int side) {
-    char buf[32];
-    std::snprintf(buf, sizeof(buf), "02:1b:00:00:%02x:%02x", link, side);
-    return buf;
-  }
-
-  void add_link(const std::string& lb_if, const std::string& lb_ns, const std::string& peer_if,
-                const std::string& peer_ns, int link) {
-    must({"ip", "-n", ns(lb_ns), "link", "add", lb_if, "address", mac(link, 1), "type", "veth",
-          "peer", "name", peer_if, "address", mac(link, 2), "netns", ns(peer_ns)});
-    must({"ip", "-n", ns(lb_ns), "link", "set", lb_if, "up"});
-    must({"ip", "-n", ns(peer_ns), "link", "set", peer_if, "up"});
+                   tail(read_file(serve_out(i)), 1000).c_str());
   }
 
   // Namespace gw<i> behind g<i>, with a fake gateway serving UDP 500/4500 and logging to
   // gw<i>.log. Returns once it listens.
   void add_gateway(int i) {
-    const std::string gw = "gw" + std::to_string(i), g = "g" + std::to_string(i);
-    const std::string net = "10.0." + std::to_string(i) + ".";
-    add_namespace(gw);
-    add_link(g, "lb", "e0", gw, i);
-    must({"ip", "-n", ns("lb"), "addr", "add", net + "1/24", "dev", g});
-    must({"ip", "-n", ns(gw), "addr", "add", net + "2/24", "dev", "e0"});
-    must({"ip", "-n", ns(gw), "route", "add", "default", "via", net + "1"});
-    must({"ip", "-n", ns("lb"), "neigh", "replace", net + "2", "lladdr", mac(i, 2), "nud",
-          "permanent", "dev", g});
-    must({"ip", "-n", ns(gw), "neigh", "replace", net + "1", "lladdr", mac(i, 1), "nud",
-          "permanent", "dev", "e0"});
-    must(in_ns(gw, {IKELB_NETNS_TOOL_PATH, "xdp-pass", "e0"}));
-    const std::string log = gateway_log(i);
-    start(in_ns(gw, {IKELB_NETNS_TOOL_PATH, "serve", "--log", log}),
-          dir_ + "/serve" + std::to_string(i) + ".out");
+    add_namespace("gw" + std::to_string(i));
+    link_gateway(i, i);
     gateways_.push_back(i);
-    const auto deadline = Clock::now() + 5s;
-    while (!std::filesystem::exists(log)) {
-      if (Clock::now() > deadline)
-        throw std::runtime_error(gw + ": serve did not start: " +
-                                 read_file(dir_ + "/serve" + std::to_string(i) + ".out"));
-      std::this_thread::sleep_for(5ms);
-    }
+    start_serve(i, gateway_log(i));
   }
 
   std::string gateway_log(int i) const { return dir_ + "/gw" + std::to_string(i) + ".log"; }
 
-  // Client n's address: 100.64.0.0 + n.
-  static std::string client(int n) {
-    return "100.64." + std::to_string(n / 256) + "." + std::to_string(n % 256);
-  }
   static constexpr int kClientAddresses = 300;
 
   // ---- the agent ----
@@ -280,45 +122,7 @@ class NetnsAgentTest : public ::testing::Test {
            {"address", kVip},
            {"health_check", {{"mode", "none"}}},
            {"backends", list}}}}};
-    std::string tmp = config_path_ + ".tmp";
-    std::ofstream(tmp) << config.dump(2) << "\n";
-    std::filesystem::rename(tmp, config_path_);
-  }
-
-  // Starts ikelbd in the lb namespace and waits (<= 10 s) until `ikelbctl status` answers.
-  void start_agent() {
-    agent_pid_ = start(in_ns("lb", {IKELBD_PATH, "--config", config_path_}), agent_log_);
-    const auto deadline = Clock::now() + 10s;
-    for (;;) {
-      if (auto status = wait_exit(agent_pid_, 0ms)) {
-        forget(agent_pid_);
-        agent_pid_ = -1;
-        throw std::runtime_error("ikelbd exited (status " + std::to_string(*status) +
-                                 ") before answering: " + tail(read_file(agent_log_)));
-      }
-      if (run({IKELBCTL_PATH, "--socket", socket_, "status"}, 2s).exit_code == 0) return;
-      if (Clock::now() > deadline)
-        throw std::runtime_error("ikelbd did not answer within 10 s: " +
-                                 tail(read_file(agent_log_)));
-      std::this_thread::sleep_for(20ms);
-    }
-  }
-
-  nlohmann::json ctl_json(const Argv& command) {
-    Argv argv = {IKELBCTL_PATH, "--socket", socket_, "--json"};
-    argv.insert(argv.end(), command.begin(), command.end());
-    RunResult r = run(argv, 5s);
-    if (r.exit_code != 0)
-      throw std::runtime_error("`" + join(argv) + "` exit " + std::to_string(r.exit_code) + ": " +
-                               r.output);
-    return nlohmann::json::parse(r.output);
-  }
-
-  nlohmann::json backend(const std::string& name) {
-    const nlohmann::json all = ctl_json({"backends"});
-    for (const auto& b : all["backends"])
-      if (b["name"] == name) return b;
-    throw std::runtime_error("no backend " + name + " in `ikelbctl backends`");
+    write_config_json(config);
   }
 
   // ---- traffic ----
@@ -468,14 +272,6 @@ class NetnsAgentTest : public ::testing::Test {
     for (const auto& [c, gw] : placement) out[gw]++;
     return out;
   }
-
-  std::string dir_, prefix_, bpffs_, config_path_, socket_, agent_log_;
-  bool bpffs_mounted_ = false;
-  std::vector<std::string> namespaces_;
-  std::vector<int> gateways_;
-  std::vector<pid_t> children_;
-  pid_t agent_pid_ = -1;
-  int run_counter_ = 0;
 };
 
 TEST_F(NetnsAgentTest, TwoHundredClientsKeepTheirGatewayAcrossPorts) {

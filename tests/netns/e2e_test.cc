@@ -20,7 +20,6 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -46,6 +45,7 @@
 
 #include "ikelb_abi.h"
 #include "maglev.h"
+#include "netns_fixture.h"
 #include "process.h"
 
 // In ikelb::test for the process helpers of support/process.h.
@@ -178,69 +178,26 @@ struct Client {
   std::string seen_as;  // the address gateways see (the NAT's for the NATed client)
 };
 
-class E2eTest : public ::testing::Test {
+class E2eTest : public NetnsFixture {
  protected:
-  // ---- processes ----
-
-  // Runs a command to the end (killed after `timeout`), its output in the work directory.
-  RunResult run(const Argv& argv, std::chrono::milliseconds timeout = 20s) {
-    return run_command(argv, dir_ + "/run." + std::to_string(run_counter_++) + ".out", timeout);
-  }
-
-  // Runs every command at once; waits for all of them (one deadline for the set).
-  std::vector<RunResult> run_all(const std::vector<Argv>& commands,
-                                 std::chrono::milliseconds timeout = 60s) {
-    return run_commands(commands, dir_ + "/run." + std::to_string(run_counter_++) + ".", timeout);
-  }
-
-  std::string must(const Argv& argv) { return output_or_throw(argv, run(argv)); }
-
-  pid_t start(const Argv& argv, const std::string& out_path) {
-    pid_t pid = spawn(argv, out_path);
-    children_.push_back(pid);
-    return pid;
-  }
-  void forget(pid_t pid) { std::erase(children_, pid); }
-
-  std::string ns(const std::string& name) const { return prefix_ + "-" + name; }
-
-  Argv in_ns(const std::string& name, Argv argv) const {
-    argv.insert(argv.begin(), {"ip", "netns", "exec", ns(name)});
-    return argv;
-  }
-
-  // A function of tests/netns/strongswan.sh.
-  static Argv sw(Argv fn_and_args) {
-    Argv argv = {"bash", "-c", "source \"$0\" && \"$@\"", IKELB_STRONGSWAN_SH};
-    argv.insert(argv.end(), fn_and_args.begin(), fn_and_args.end());
-    return argv;
-  }
+  E2eTest()
+      : NetnsFixture({.ikelbd = IKELBD_PATH,
+                      .ikelbctl = IKELBCTL_PATH,
+                      .netns_tool = IKELB_NETNS_TOOL_PATH,
+                      .strongswan_sh = IKELB_STRONGSWAN_SH,
+                      .work_dir_template = "/tmp/ikelb-e2e-XXXXXX",
+                      .prefix = "ie",
+                      .mac_tag = 0x1e,
+                      .run_timeout = 20s,
+                      .stop_grace = kStopGrace,
+                      .log_tail = kTailChars,
+                      .keep_env = "IKELB_E2E_KEEP"}) {}
 
   // ---- topology ----
 
   void SetUp() override {
-    ASSERT_EQ(geteuid(), 0u) << "the netns tests need root";
-    char tmpl[] = "/tmp/ikelb-e2e-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    static int counter = 0;
-    for (int attempt = 0; prefix_.empty() && attempt < 100; attempt++) {
-      uint32_t v = (static_cast<uint32_t>(getpid()) * 37u + static_cast<uint32_t>(counter++)) %
-                   (36u * 36u * 36u * 36u);
-      std::string p = "ie";
-      for (int i = 0; i < 4; i++, v /= 36) p += "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36];
-      if (!std::filesystem::exists("/run/netns/" + p + "-lb")) prefix_ = p;
-    }
-    ASSERT_FALSE(prefix_.empty());
-    bpffs_ = dir_ + "/bpf";
-    std::filesystem::create_directory(bpffs_);
-    ASSERT_EQ(mount("bpf", bpffs_.c_str(), "bpf", 0, nullptr), 0)
-        << "mount -t bpf: " << std::strerror(errno);
-    bpffs_mounted_ = true;
-    config_path_ = dir_ + "/ikelb.json";
-    socket_ = dir_ + "/ikelb.sock";
-    agent_log_ = dir_ + "/ikelbd.log";
-
+    NetnsFixture::SetUp();
+    if (HasFatalFailure()) return;
     add_namespace("lb", true);
     add_namespace("inet", true);
     add_link("inet", "l0", "lb", "up0", 1);
@@ -259,125 +216,27 @@ class E2eTest : public ::testing::Test {
     must({"ip", "-n", ns("inet"), "link", "set", "br0", "up"});
   }
 
-  void TearDown() override {
-    auto step = [this](const char* what, const auto& f) {
-      try {
-        f();
-      } catch (const std::exception& e) {
-        ADD_FAILURE() << "TearDown: " << what << ": " << e.what();
-      }
-    };
-    if (HasFailure()) step("logs", [this] { dump_logs(); });
+  // The pings and other helpers first, then the agent (TearDown).
+  void before_agent_teardown() override {
     for (pid_t pid : std::vector<pid_t>(children_))
-      if (pid != agent_pid_) step("stopping a process", [&] { stop_process(pid, kStopGrace); });
-    step("ikelbctl teardown", [this] { stop_agent_with_teardown(); });
-    for (pid_t pid : children_)
-      step("stopping a process", [pid] { stop_process(pid, kStopGrace); });
-    children_.clear();
-    step("ikelbd --teardown", [this] {
-      if (!bpffs_mounted_ || !std::filesystem::exists(bpffs_ + "/ikelb")) return;
-      RunResult r = run(in_ns("lb", {IKELBD_PATH, "--config", config_path_, "--teardown"}), 10s);
-      if (r.exit_code != 0) ADD_FAILURE() << "ikelbd --teardown: " << r.output;
-    });
-    step("stopping the charons", [this] { stop_charons(); });
-    step("ip netns del", [this] {
-      std::vector<Argv> dels;
-      for (const auto& name : namespaces_) dels.push_back({"ip", "netns", "del", ns(name)});
-      auto results = run_all(dels, 30s);
-      for (size_t k = 0; k < results.size(); k++)
-        if (results[k].exit_code != 0) ADD_FAILURE() << join(dels[k]) << ": " << results[k].output;
-    });
-    namespaces_.clear();
-    if (bpffs_mounted_ && umount2(bpffs_.c_str(), MNT_DETACH) != 0)
-      ADD_FAILURE() << "umount " << bpffs_ << ": " << std::strerror(errno);
-    bpffs_mounted_ = false;
-    if (!dir_.empty()) {
-      if (HasFailure() && std::getenv("IKELB_E2E_KEEP")) {
-        std::fprintf(stderr, "work directory kept: %s\n", dir_.c_str());
-      } else {
-        std::error_code ec;
-        std::filesystem::remove_all(dir_, ec);
+      if (pid != agent_pid_) {
+        stop_process(pid, kStopGrace);
+        forget(pid);
       }
-    }
   }
 
-  // sw_gateway_stop for every charon (in parallel), then SIGKILL for any process still running
-  // with a strongswan.conf of this test's directory (identified by its environment).
-  void stop_charons() {
-    std::vector<Argv> stops;
-    for (const auto& [dir, name] : charons_)
-      stops.push_back(sw({"sw_gateway_stop", ns(name), dir}));
-    for (size_t i = 0; auto& r : run_all(stops, 30s)) {
-      if (r.exit_code != 0) ADD_FAILURE() << "sw_gateway_stop: " << join(stops[i]) << r.output;
-      i++;
-    }
-    charons_.clear();
-    const std::string needle = "STRONGSWAN_CONF=" + dir_ + "/";
-    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
-      std::string pid = e.path().filename();
-      if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
-      std::string env = read_file("/proc/" + pid + "/environ");
-      for (size_t at = 0; (at = env.find(needle, at)) != std::string::npos; at++)
-        if (at == 0 || env[at - 1] == '\0') {
-          ADD_FAILURE() << "charon " << pid << " still running, killing it";
-          kill(std::stoi(pid), SIGKILL);
-          break;
-        }
-    }
-  }
-
-  void stop_agent_with_teardown() {
-    if (agent_pid_ <= 0 || wait_exit(agent_pid_, 0ms)) {
-      if (agent_pid_ > 0) forget(agent_pid_);
-      agent_pid_ = -1;
-      return;
-    }
-    RunResult r = run({IKELBCTL_PATH, "--socket", socket_, "teardown"}, 5s);
-    std::optional<int> status = wait_exit(agent_pid_, r.exit_code == 0 ? 5000ms : 200ms);
-    if (!status) {
-      ADD_FAILURE() << "ikelbd did not stop after teardown: " << r.output;
-      return;
-    }
-    forget(agent_pid_);
-    agent_pid_ = -1;
-  }
-
-  void dump_logs() {
-    std::fprintf(stderr, "---- ikelbd log ----\n%s\n",
-                 tail(read_file(agent_log_), kTailChars).c_str());
+  void dump_logs() override {
+    NetnsFixture::dump_logs();
     for (int i : gateways_)
       std::fprintf(stderr, "---- gw%d charon.log ----\n%s\n", i,
                    tail(read_file(gateway_dir(i) + "/charon.log"), 2500).c_str());
   }
 
+  // Every namespace has rp_filter off; a `router` forwards.
   void add_namespace(const std::string& name, bool router = false) {
-    must({"ip", "netns", "add", ns(name)});
-    namespaces_.push_back(name);
-    must({"ip", "-n", ns(name), "link", "set", "lo", "up"});
-    Argv sysctl = {"sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0",
-                   "net.ipv4.conf.default.rp_filter=0"};
-    if (router) sysctl.push_back("net.ipv4.ip_forward=1");
-    must(in_ns(name, sysctl));
-  }
-
-  static std::string mac(int link, int side) {
-    char buf[32];
-    std::snprintf(buf, sizeof(buf), "02:1e:00:00:%02x:%02x", link, side);
-    return buf;
-  }
-
-  // A veth between two namespaces, both ends up. `link` > 0 gives fixed MACs (for permanent
-  // neighbours).
-  void add_link(const std::string& a, const std::string& ifa, const std::string& b,
-                const std::string& ifb, int link = 0) {
-    Argv cmd = {"ip", "-n", ns(a), "link", "add", ifa};
-    if (link) cmd.insert(cmd.end(), {"address", mac(link, 1)});
-    cmd.insert(cmd.end(), {"type", "veth", "peer", "name", ifb});
-    if (link) cmd.insert(cmd.end(), {"address", mac(link, 2)});
-    cmd.insert(cmd.end(), {"netns", ns(b)});
-    must(cmd);
-    must({"ip", "-n", ns(a), "link", "set", ifa, "up"});
-    must({"ip", "-n", ns(b), "link", "set", ifb, "up"});
+    Argv sysctls = {"net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"};
+    if (router) sysctls.push_back("net.ipv4.ip_forward=1");
+    NetnsFixture::add_namespace(name, sysctls);
   }
 
   // A partial UDP checksum does not survive an XDP redirect: traffic that originates in a
@@ -396,15 +255,7 @@ class E2eTest : public ::testing::Test {
       const std::string gw = "gw" + std::to_string(i), g = "g" + std::to_string(i);
       const std::string net = "10.0." + std::to_string(i) + ".";
       add_namespace(gw);
-      add_link("lb", g, gw, "e0", 10 + i);
-      must({"ip", "-n", ns("lb"), "addr", "add", net + "1/24", "dev", g});
-      must({"ip", "-n", ns(gw), "addr", "add", net + "2/24", "dev", "e0"});
-      must({"ip", "-n", ns(gw), "route", "add", "default", "via", net + "1"});
-      must({"ip", "-n", ns("lb"), "neigh", "replace", net + "2", "lladdr", mac(10 + i, 2), "nud",
-            "permanent", "dev", g});
-      must({"ip", "-n", ns(gw), "neigh", "replace", net + "1", "lladdr", mac(10 + i, 1), "nud",
-            "permanent", "dev", "e0"});
-      must(in_ns(gw, {IKELB_NETNS_TOOL_PATH, "xdp-pass", "e0"}));
+      link_gateway(i, 10 + i);
       Argv start = {"sw_gateway_start",
                     ns(gw),
                     gateway_dir(i),
@@ -535,44 +386,7 @@ class E2eTest : public ::testing::Test {
              {"rise", 2},
              {"fall", 3}}},
            {"backends", list}}}}};
-    std::string tmp = config_path_ + ".tmp";
-    std::ofstream(tmp) << config.dump(2) << "\n";
-    std::filesystem::rename(tmp, config_path_);
-  }
-
-  void start_agent() {
-    agent_pid_ = start(in_ns("lb", {IKELBD_PATH, "--config", config_path_}), agent_log_);
-    const auto deadline = Clock::now() + 10s;
-    for (;;) {
-      if (auto status = wait_exit(agent_pid_, 0ms)) {
-        forget(agent_pid_);
-        agent_pid_ = -1;
-        throw std::runtime_error("ikelbd exited (status " + std::to_string(*status) +
-                                 ") before answering: " + tail(read_file(agent_log_), kTailChars));
-      }
-      if (run({IKELBCTL_PATH, "--socket", socket_, "status"}, 2s).exit_code == 0) return;
-      if (Clock::now() > deadline)
-        throw std::runtime_error("ikelbd did not answer within 10 s: " +
-                                 tail(read_file(agent_log_), kTailChars));
-      std::this_thread::sleep_for(20ms);
-    }
-  }
-
-  nlohmann::json ctl_json(const Argv& command) {
-    Argv argv = {IKELBCTL_PATH, "--socket", socket_, "--json"};
-    argv.insert(argv.end(), command.begin(), command.end());
-    RunResult r = run(argv, 5s);
-    if (r.exit_code != 0)
-      throw std::runtime_error("`" + join(argv) + "` exit " + std::to_string(r.exit_code) + ": " +
-                               r.output);
-    return nlohmann::json::parse(r.output);
-  }
-
-  std::map<std::string, nlohmann::json> backends() {
-    std::map<std::string, nlohmann::json> out;
-    const nlohmann::json all = ctl_json({"backends"});
-    for (const auto& b : all["backends"]) out[b["name"].get<std::string>()] = b;
-    return out;
+    write_config_json(config);
   }
 
   // Waits until `pred(backends())` holds; returns whether it did.
@@ -800,16 +614,8 @@ class E2eTest : public ::testing::Test {
     return out;
   }
 
-  std::string dir_, prefix_, bpffs_, config_path_, socket_, agent_log_;
-  bool bpffs_mounted_ = false;
-  std::vector<std::string> namespaces_;
-  std::vector<int> gateways_;
-  std::map<int, bool> alive_;                   // gateways whose charon runs (for placement())
-  std::map<std::string, std::string> charons_;  // workdir -> namespace name
+  std::map<int, bool> alive_;  // gateways whose charon runs (for placement())
   std::map<std::string, Client> clients_;
-  std::vector<pid_t> children_;
-  pid_t agent_pid_ = -1;
-  int run_counter_ = 0;
 
   // Three gateways, ikelbd with them all active.
   void standard_setup(uint32_t idle_timeout_s = 600, const Argv& gateway_options = {}) {

@@ -3,7 +3,7 @@
 // scraping the agent and evaluating deploy/prometheus/ikelb-rules.yml and the Grafana dashboard's
 // queries, and the cost of a scrape with 1,000 backends.
 //
-// Topology as in agent_test.cc (copied, not shared):
+// Topology as in agent_test.cc (NetnsFixture::add_lb_and_clients, support/netns_fixture.h):
 //
 //   PREFIX-cli  c1 198.51.100.2/24, clients 100.64.0.N/32  (ikelb_netns_tool send)
 //        |
@@ -21,7 +21,6 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -49,6 +48,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "netns_fixture.h"
 #include "process.h"
 
 // In ikelb::test for the process helpers of support/process.h.
@@ -353,203 +353,52 @@ enum class Gateway {
   kSilent,  // no process: UDP 500 answers with ICMP port unreachable
 };
 
-class NetnsMetricsTest : public ::testing::Test {
+class NetnsMetricsTest : public NetnsFixture {
  protected:
-  // ---- processes ----
-
-  // Runs a command to the end (killed after `timeout`), its output in the work directory.
-  RunResult run(const Argv& argv, std::chrono::milliseconds timeout = 10s) {
-    return run_command(argv, dir_ + "/run." + std::to_string(run_counter_++) + ".out", timeout);
-  }
-
-  // Runs a set-up command; throws with its output if it fails.
-  std::string must(const Argv& argv) { return output_or_throw(argv, run(argv)); }
-
-  pid_t start(const Argv& argv, const std::string& out_path) {
-    pid_t pid = spawn(argv, out_path);
-    children_.push_back(pid);
-    return pid;
-  }
-
-  void forget(pid_t pid) { std::erase(children_, pid); }
-
-  std::string ns(const std::string& name) const { return prefix_ + "-" + name; }
-
-  Argv in_ns(const std::string& name, Argv argv) {
-    argv.insert(argv.begin(), {"ip", "netns", "exec", ns(name)});
-    return argv;
-  }
-
-  void write_proc(const std::string& netns, const std::string& path, const std::string& value) {
-    must(in_ns(netns, {"sh", "-c", "echo " + value + " > " + path}));
-  }
+  NetnsMetricsTest()
+      : NetnsFixture({.ikelbd = IKELBD_PATH,
+                      .ikelbctl = IKELBCTL_PATH,
+                      .netns_tool = IKELB_NETNS_TOOL_PATH,
+                      .work_dir_template = "/tmp/ikelb-metrics-XXXXXX",
+                      .prefix = "im"}) {}
 
   // ---- topology ----
 
   void SetUp() override {
-    ASSERT_EQ(geteuid(), 0u) << "the netns tests need root";
-    char tmpl[] = "/tmp/ikelb-metrics-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    // "im" + 4 base-36 digits from the pid and a counter, skipping names in use.
-    static int counter = 0;
-    for (int attempt = 0; prefix_.empty() && attempt < 100; attempt++) {
-      uint32_t v = (static_cast<uint32_t>(getpid()) * 37u + static_cast<uint32_t>(counter++)) %
-                   (36u * 36u * 36u * 36u);
-      std::string p = "im";
-      for (int i = 0; i < 4; i++, v /= 36) p += "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36];
-      if (!std::filesystem::exists("/run/netns/" + p + "-lb")) prefix_ = p;
-    }
-    ASSERT_FALSE(prefix_.empty());
-
-    bpffs_ = dir_ + "/bpf";
-    std::filesystem::create_directory(bpffs_);
-    ASSERT_EQ(mount("bpf", bpffs_.c_str(), "bpf", 0, nullptr), 0)
-        << "mount -t bpf: " << std::strerror(errno);
-    bpffs_mounted_ = true;
-    config_path_ = dir_ + "/ikelb.json";
-    socket_ = dir_ + "/ikelb.sock";
-    agent_log_ = dir_ + "/ikelbd.log";
-
-    add_namespace("lb");
-    write_proc("lb", "/proc/sys/net/ipv4/ip_forward", "1");
-    write_proc("lb", "/proc/sys/net/ipv4/conf/all/rp_filter", "0");
-    write_proc("lb", "/proc/sys/net/ipv4/conf/default/rp_filter", "0");
-
-    add_namespace("cli");
-    add_link("c0", "lb", "c1", "cli", 0);
-    must({"ip", "-n", ns("lb"), "addr", "add", "198.51.100.1/24", "dev", "c0"});
-    must({"ip", "-n", ns("cli"), "addr", "add", "198.51.100.2/24", "dev", "c1"});
-    must({"ip", "-n", ns("cli"), "route", "add", "default", "via", "198.51.100.1"});
-    must({"ip", "-n", ns("lb"), "route", "add", "100.64.0.0/16", "via", "198.51.100.2"});
-    must({"ip", "-n", ns("lb"), "neigh", "replace", "198.51.100.2", "lladdr", mac(0, 2), "nud",
-          "permanent", "dev", "c0"});
-    must({"ip", "-n", ns("cli"), "neigh", "replace", "198.51.100.1", "lladdr", mac(0, 1), "nud",
-          "permanent", "dev", "c1"});
-    std::string batch = dir_ + "/clients.batch";
-    {
-      std::ofstream out(batch);
-      for (int n = 1; n <= kClientAddresses; n++)
-        out << "address add " << client(n) << "/32 dev c1\n";
-    }
-    must({"ip", "-n", ns("cli"), "-batch", batch});
-    must(in_ns("cli", {IKELB_NETNS_TOOL_PATH, "xdp-pass", "c1"}));
+    NetnsFixture::SetUp();
+    if (HasFatalFailure()) return;
+    add_lb_and_clients(kClientAddresses);
   }
 
-  void TearDown() override {
-    auto step = [this](const char* what, const auto& f) {
-      try {
-        f();
-      } catch (const std::exception& e) {
-        ADD_FAILURE() << "TearDown: " << what << ": " << e.what();
-      }
-    };
-    if (HasFailure()) step("logs", [this] { dump_logs(); });
-    step("prometheus", [this] { stop_prometheus(); });
-    step("ikelbctl teardown", [this] { stop_agent_with_teardown(); });
-    for (pid_t pid : children_) step("stopping a process", [pid] { stop_process(pid); });
-    children_.clear();
-    step("ikelbd --teardown", [this] {
-      if (!bpffs_mounted_ || !std::filesystem::exists(bpffs_ + "/ikelb")) return;
-      if (std::find(namespaces_.begin(), namespaces_.end(), "lb") == namespaces_.end()) return;
-      RunResult r = run(in_ns("lb", {IKELBD_PATH, "--config", config_path_, "--teardown"}), 10s);
-      if (r.exit_code != 0) ADD_FAILURE() << "ikelbd --teardown: " << r.output;
-    });
-    for (const auto& name : namespaces_)
-      step("ip netns del", [&] {
-        RunResult r = run({"ip", "netns", "del", ns(name)});
-        if (r.exit_code != 0) ADD_FAILURE() << "ip netns del " << ns(name) << ": " << r.output;
-      });
-    namespaces_.clear();
-    if (bpffs_mounted_ && umount2(bpffs_.c_str(), MNT_DETACH) != 0)
-      ADD_FAILURE() << "umount " << bpffs_ << ": " << std::strerror(errno);
-    bpffs_mounted_ = false;
-    if (!dir_.empty()) {
-      std::error_code ec;
-      std::filesystem::remove_all(dir_, ec);
-    }
-  }
+  void before_agent_teardown() override { stop_prometheus(); }
 
-  void stop_agent_with_teardown() {
-    if (agent_pid_ <= 0 || wait_exit(agent_pid_, 0ms)) return;
-    RunResult r = run({IKELBCTL_PATH, "--socket", socket_, "teardown"}, 5s);
-    std::optional<int> status = wait_exit(agent_pid_, r.exit_code == 0 ? 5000ms : 200ms);
-    if (!status) {
-      ADD_FAILURE() << "ikelbd did not stop after teardown: " << r.output;
-      return;  // stopped with the other children
-    }
-    forget(agent_pid_);
-    agent_pid_ = -1;
+  void check_agent_teardown(const RunResult& r, int status) override {
     if (r.exit_code != 0) ADD_FAILURE() << "ikelbctl teardown: " << r.output;
-    if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0)
-      ADD_FAILURE() << "ikelbd exited with status " << *status << " after teardown";
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      ADD_FAILURE() << "ikelbd exited with status " << status << " after teardown";
   }
 
-  void dump_logs() {
-    std::fprintf(stderr, "---- ikelbd log (%s) ----\n%s\n", agent_log_.c_str(),
-                 tail(read_file(agent_log_)).c_str());
+  void dump_logs() override {
+    NetnsFixture::dump_logs();
     for (int i : gateways_)
       std::fprintf(stderr, "---- gw%d serve output ----\n%s\n", i,
-                   tail(read_file(dir_ + "/serve" + std::to_string(i) + ".out"), 1000).c_str());
+                   tail(read_file(serve_out(i)), 1000).c_str());
     if (!prometheus_log_.empty())
       std::fprintf(stderr, "---- prometheus log ----\n%s\n",
                    tail(read_file(prometheus_log_)).c_str());
   }
 
-  void add_namespace(const std::string& name) {
-    must({"ip", "netns", "add", ns(name)});
-    namespaces_.push_back(name);
-    must({"ip", "-n", ns(name), "link", "set", "lo", "up"});
-  }
-
-  static std::string mac(int link, int side) {
-    char buf[32];
-    std::snprintf(buf, sizeof(buf), "02:1b:00:00:%02x:%02x", link, side);
-    return buf;
-  }
-
-  void add_link(const std::string& lb_if, const std::string& lb_ns, const std::string& peer_if,
-                const std::string& peer_ns, int link) {
-    must({"ip", "-n", ns(lb_ns), "link", "add", lb_if, "address", mac(link, 1), "type", "veth",
-          "peer", "name", peer_if, "address", mac(link, 2), "netns", ns(peer_ns)});
-    must({"ip", "-n", ns(lb_ns), "link", "set", lb_if, "up"});
-    must({"ip", "-n", ns(peer_ns), "link", "set", peer_if, "up"});
-  }
-
   // Namespace gw<i> behind g<i>; with a fake gateway unless `kind` is kSilent.
   void add_gateway(int i, Gateway kind) {
-    const std::string gw = "gw" + std::to_string(i), g = "g" + std::to_string(i);
-    const std::string net = "10.0." + std::to_string(i) + ".";
-    add_namespace(gw);
-    add_link(g, "lb", "e0", gw, i);
-    must({"ip", "-n", ns("lb"), "addr", "add", net + "1/24", "dev", g});
-    must({"ip", "-n", ns(gw), "addr", "add", net + "2/24", "dev", "e0"});
-    must({"ip", "-n", ns(gw), "route", "add", "default", "via", net + "1"});
-    must({"ip", "-n", ns("lb"), "neigh", "replace", net + "2", "lladdr", mac(i, 2), "nud",
-          "permanent", "dev", g});
-    must({"ip", "-n", ns(gw), "neigh", "replace", net + "1", "lladdr", mac(i, 1), "nud",
-          "permanent", "dev", "e0"});
-    must(in_ns(gw, {IKELB_NETNS_TOOL_PATH, "xdp-pass", "e0"}));
+    add_namespace("gw" + std::to_string(i));
+    link_gateway(i, i);
     gateways_.push_back(i);
     if (kind == Gateway::kSilent) return;
-    const std::string log = gateway_log(i);
-    Argv serve = {IKELB_NETNS_TOOL_PATH, "serve", "--log", log};
-    if (kind == Gateway::kIke) serve.insert(serve.end(), {"--ike-group", "19"});
-    start(in_ns(gw, serve), dir_ + "/serve" + std::to_string(i) + ".out");
-    const auto deadline = Clock::now() + 5s;
-    while (!std::filesystem::exists(log)) {
-      if (Clock::now() > deadline)
-        throw std::runtime_error(gw + ": serve did not start: " +
-                                 read_file(dir_ + "/serve" + std::to_string(i) + ".out"));
-      std::this_thread::sleep_for(5ms);
-    }
+    start_serve(i, gateway_log(i), kind == Gateway::kIke ? Argv{"--ike-group", "19"} : Argv{});
   }
 
   std::string gateway_log(int i) const { return dir_ + "/gw" + std::to_string(i) + ".log"; }
 
-  static std::string client(int n) {
-    return "100.64." + std::to_string(n / 256) + "." + std::to_string(n % 256);
-  }
   static constexpr int kClientAddresses = 200;
 
   // ---- the agent ----
@@ -578,35 +427,7 @@ class NetnsMetricsTest : public ::testing::Test {
             {"virtual_servers", {vs}}};
   }
 
-  void write_config(const nlohmann::json& config) {
-    std::string tmp = config_path_ + ".tmp";
-    std::ofstream(tmp) << config.dump(2) << "\n";
-    std::filesystem::rename(tmp, config_path_);
-  }
-
-  void start_agent() {
-    agent_pid_ = start(in_ns("lb", {IKELBD_PATH, "--config", config_path_}), agent_log_);
-    const auto deadline = Clock::now() + 10s;
-    for (;;) {
-      if (auto status = wait_exit(agent_pid_, 0ms)) {
-        forget(agent_pid_);
-        agent_pid_ = -1;
-        throw std::runtime_error("ikelbd exited (status " + std::to_string(*status) +
-                                 ") before answering: " + tail(read_file(agent_log_)));
-      }
-      if (run({IKELBCTL_PATH, "--socket", socket_, "status"}, 2s).exit_code == 0) return;
-      if (Clock::now() > deadline)
-        throw std::runtime_error("ikelbd did not answer within 10 s: " +
-                                 tail(read_file(agent_log_)));
-      std::this_thread::sleep_for(20ms);
-    }
-  }
-
-  RunResult ctl(const Argv& command) {
-    Argv argv = {IKELBCTL_PATH, "--socket", socket_};
-    argv.insert(argv.end(), command.begin(), command.end());
-    return run(argv, 5s);
-  }
+  void write_config(const nlohmann::json& config) { write_config_json(config); }
 
   Exposition scrape() {
     HttpResponse r = http_get(ns("lb"), kMetricsPort, "/metrics");
@@ -781,14 +602,9 @@ class NetnsMetricsTest : public ::testing::Test {
     return l;
   }
 
-  std::string dir_, prefix_, bpffs_, config_path_, socket_, agent_log_, prometheus_log_;
-  bool bpffs_mounted_ = false;
-  std::vector<std::string> namespaces_;
-  std::vector<int> gateways_;
-  std::vector<pid_t> children_;
-  pid_t agent_pid_ = -1, prometheus_pid_ = -1;
+  std::string prometheus_log_;
+  pid_t prometheus_pid_ = -1;
   uint16_t prometheus_port_ = 0;
-  int run_counter_ = 0;
 };
 
 // The reasons under which the data path counts a packet it rewrote (outcome names, ikelb_abi.h).

@@ -23,7 +23,6 @@
 // `ike-scan --ikev2` (AES/3DES, SHA1/MD5, groups 2, 5, 14) match too.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,6 +44,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "netns_fixture.h"
 #include "process.h"
 
 // In ikelb::test for the process helpers of support/process.h.
@@ -90,173 +90,65 @@ struct VirtualServer {
   std::vector<int> gateways;  // backend gw<i> at 10.0.<i>.2
 };
 
-class NetnsProbeTest : public ::testing::Test {
+class NetnsProbeTest : public NetnsFixture {
  protected:
-  // ---- processes ----
-
-  // Runs a command to the end (killed after `timeout`), its output in the work directory.
-  RunResult run(const Argv& argv, Ms timeout = 10s) {
-    return run_command(argv, dir_ + "/run." + std::to_string(run_counter_++) + ".out", timeout);
-  }
-
-  // Runs a set-up command; throws with its output if it fails.
-  std::string must(const Argv& argv, Ms timeout = 10s) {
-    return output_or_throw(argv, run(argv, timeout));
-  }
-
-  pid_t start(const Argv& argv, const std::string& out_path) {
-    pid_t pid = spawn(argv, out_path);
-    children_.push_back(pid);
-    return pid;
-  }
-
-  void forget(pid_t pid) { std::erase(children_, pid); }
-
-  std::string ns(const std::string& name) const { return prefix_ + "-" + name; }
-
-  Argv in_ns(const std::string& name, Argv argv) {
-    argv.insert(argv.begin(), {"ip", "netns", "exec", ns(name)});
-    return argv;
-  }
+  NetnsProbeTest()
+      : NetnsFixture({.ikelbd = IKELBD_PATH,
+                      .ikelbctl = IKELBCTL_PATH,
+                      .netns_tool = IKELB_NETNS_TOOL_PATH,
+                      .strongswan_sh = STRONGSWAN_SH_PATH,
+                      .work_dir_template = "/tmp/ikelb-probe-XXXXXX",
+                      .prefix = "pr",
+                      .mac_tag = 0x1c}) {}
 
   // ---- topology ----
 
   void SetUp() override {
-    ASSERT_EQ(geteuid(), 0u) << "the netns tests need root";
-    char tmpl[] = "/tmp/ikelb-probe-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    // A unique prefix: "pr" + 4 base-36 digits from the pid and a counter, skipping names in use.
-    static int counter = 0;
-    for (int attempt = 0; prefix_.empty() && attempt < 100; attempt++) {
-      uint32_t v = (static_cast<uint32_t>(getpid()) * 37u + static_cast<uint32_t>(counter++)) %
-                   (36u * 36u * 36u * 36u);
-      std::string p = "pr";
-      for (int i = 0; i < 4; i++, v /= 36) p += "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36];
-      if (!std::filesystem::exists("/run/netns/" + p + "-lb")) prefix_ = p;
-    }
-    ASSERT_FALSE(prefix_.empty());
-
-    bpffs_ = dir_ + "/bpf";
-    std::filesystem::create_directory(bpffs_);
-    ASSERT_EQ(mount("bpf", bpffs_.c_str(), "bpf", 0, nullptr), 0)
-        << "mount -t bpf: " << std::strerror(errno);
-    bpffs_mounted_ = true;
-    config_path_ = dir_ + "/ikelb.json";
-    socket_ = dir_ + "/ikelb.sock";
-    agent_log_ = dir_ + "/ikelbd.log";
+    NetnsFixture::SetUp();
+    if (HasFatalFailure()) return;
     add_namespace("lb");
   }
 
-  void TearDown() override {
-    auto step = [this](const char* what, const auto& f) {
-      try {
-        f();
-      } catch (const std::exception& e) {
-        ADD_FAILURE() << "TearDown: " << what << ": " << e.what();
-      }
-    };
-    if (HasFailure()) step("logs", [this] { dump_logs(); });
-    step("ikelbctl teardown", [this] { stop_agent_with_teardown(); });
-    for (pid_t pid : children_) step("stopping a process", [pid] { stop_process(pid); });
-    children_.clear();
-    for (const auto& [i, wd] : charons_)
-      step("sw_gateway_stop", [&, i = i] {
-        RunResult r = sw("sw_gateway_stop", {ns(gw(i)), wd});
-        if (r.exit_code != 0) ADD_FAILURE() << "sw_gateway_stop gw" << i << ": " << r.output;
-      });
-    charons_.clear();
-    step("ikelbd --teardown", [this] {
-      if (!bpffs_mounted_ || !std::filesystem::exists(bpffs_ + "/ikelb")) return;
-      if (std::find(namespaces_.begin(), namespaces_.end(), "lb") == namespaces_.end()) return;
-      RunResult r = run(in_ns("lb", {IKELBD_PATH, "--config", config_path_, "--teardown"}), 10s);
-      if (r.exit_code != 0) ADD_FAILURE() << "ikelbd --teardown: " << r.output;
-    });
-    for (const auto& name : namespaces_)
-      step("ip netns del", [&] {
-        RunResult r = run({"ip", "netns", "del", ns(name)});
-        if (r.exit_code != 0) ADD_FAILURE() << "ip netns del " << ns(name) << ": " << r.output;
-      });
-    namespaces_.clear();
-    if (bpffs_mounted_ && umount2(bpffs_.c_str(), MNT_DETACH) != 0)
-      ADD_FAILURE() << "umount " << bpffs_ << ": " << std::strerror(errno);
-    bpffs_mounted_ = false;
-    if (!dir_.empty()) {
-      std::error_code ec;
-      std::filesystem::remove_all(dir_, ec);
-    }
-  }
-
-  void stop_agent_with_teardown() {
-    if (agent_pid_ <= 0 || wait_exit(agent_pid_, 0ms)) return;
-    RunResult r = run({IKELBCTL_PATH, "--socket", socket_, "teardown"}, 5s);
-    std::optional<int> status = wait_exit(agent_pid_, r.exit_code == 0 ? 5000ms : 200ms);
-    if (!status) {
-      ADD_FAILURE() << "ikelbd did not stop after teardown: " << r.output;
-      return;  // stopped with the other children
-    }
-    forget(agent_pid_);
-    agent_pid_ = -1;
+  void check_agent_teardown(const RunResult& r, int) override {
     if (r.exit_code != 0) ADD_FAILURE() << "ikelbctl teardown: " << r.output;
   }
 
-  void dump_logs() {
-    std::fprintf(stderr, "---- ikelbd log (%s) ----\n%s\n", agent_log_.c_str(),
-                 tail(read_file(agent_log_)).c_str());
-    for (const auto& [i, wd] : charons_)
-      std::fprintf(stderr, "---- gw%d charon.log ----\n%s\n", i,
+  void dump_logs() override {
+    NetnsFixture::dump_logs();
+    for (const auto& [wd, name] : charons_)
+      std::fprintf(stderr, "---- %s charon.log ----\n%s\n", name.c_str(),
                    tail(read_file(wd + "/charon.log"), 2000).c_str());
     for (int i : responders_)
       std::fprintf(stderr, "---- gw%d serve output ----\n%s\n", i,
-                   tail(read_file(dir_ + "/serve" + std::to_string(i) + ".out"), 1000).c_str());
-  }
-
-  void add_namespace(const std::string& name) {
-    must({"ip", "netns", "add", ns(name)});
-    namespaces_.push_back(name);
-    must({"ip", "-n", ns(name), "link", "set", "lo", "up"});
+                   tail(read_file(serve_out(i)), 1000).c_str());
   }
 
   static std::string gw(int i) { return "gw" + std::to_string(i); }
   static std::string gw_address(int i) { return "10.0." + std::to_string(i) + ".2"; }
 
-  static std::string mac(int link, int side) {
-    char buf[32];
-    std::snprintf(buf, sizeof(buf), "02:1c:00:00:%02x:%02x", link, side);
-    return buf;
-  }
-
   // Namespace gw<i>, joined to lb by g<i> (10.0.<i>.1) -- e0 (10.0.<i>.2). Nothing runs in it.
+  // Permanent neighbours: no probe waits for ARP, so the timings measured are the prober's.
   void add_gateway(int i) {
-    const std::string g = "g" + std::to_string(i), net = "10.0." + std::to_string(i) + ".";
     add_namespace(gw(i));
-    must({"ip", "-n", ns("lb"), "link", "add", g, "address", mac(i, 1), "type", "veth", "peer",
-          "name", "e0", "address", mac(i, 2), "netns", ns(gw(i))});
-    must({"ip", "-n", ns("lb"), "link", "set", g, "up"});
-    must({"ip", "-n", ns(gw(i)), "link", "set", "e0", "up"});
-    must({"ip", "-n", ns("lb"), "addr", "add", net + "1/24", "dev", g});
-    must({"ip", "-n", ns(gw(i)), "addr", "add", net + "2/24", "dev", "e0"});
-    // Permanent neighbours: no probe waits for ARP, so the timings measured are the prober's.
-    must({"ip", "-n", ns("lb"), "neigh", "replace", net + "2", "lladdr", mac(i, 2), "nud",
-          "permanent", "dev", g});
-    must({"ip", "-n", ns(gw(i)), "neigh", "replace", net + "1", "lladdr", mac(i, 1), "nud",
-          "permanent", "dev", "e0"});
+    link_gateway(i, i, /*routed=*/false);
     gateways_.push_back(i);
   }
 
   // ---- strongSwan (tests/netns/strongswan.sh) ----
 
   RunResult sw(const std::string& function, const Argv& args, Ms timeout = 20s) {
-    Argv argv = {"bash", "-c", "source \"$1\" && shift && " + function + " \"$@\"", "sw",
-                 STRONGSWAN_SH_PATH};
+    Argv argv = {function};
     argv.insert(argv.end(), args.begin(), args.end());
-    return run(argv, timeout);
+    return run(NetnsFixture::sw(argv), timeout);
   }
+
+  // strongswan.sh WORKDIR of gw<i>'s charon.
+  std::string charon_dir(int i) const { return dir_ + "/sw" + std::to_string(i); }
 
   // A real charon answering on 10.0.<i>.2 with IKE proposals `ike`.
   void start_charon(int i, const std::string& ike) {
-    const std::string wd = dir_ + "/sw" + std::to_string(i);
-    charons_[i] = wd;  // stopped in TearDown whatever happens (idempotent)
+    const std::string wd = charon_dir(i);
+    charons_[wd] = gw(i);  // stopped in TearDown whatever happens (idempotent)
     RunResult r =
         sw("sw_gateway_start", {ns(gw(i)), wd, gw_address(i), "--ike", ike, "--no-ts-addr"});
     if (r.exit_code != 0)
@@ -264,13 +156,13 @@ class NetnsProbeTest : public ::testing::Test {
   }
 
   void stop_charon(int i) {
-    RunResult r = sw("sw_gateway_stop", {ns(gw(i)), charons_.at(i)});
+    RunResult r = sw("sw_gateway_stop", {ns(gw(i)), charon_dir(i)});
     if (r.exit_code != 0)
       throw std::runtime_error("sw_gateway_stop gw" + std::to_string(i) + ": " + r.output);
   }
 
   int sw_count(const std::string& function, int i) {
-    RunResult r = sw(function, {ns(gw(i)), charons_.at(i)}, 10s);
+    RunResult r = sw(function, {ns(gw(i)), charon_dir(i)}, 10s);
     if (r.exit_code != 0)
       throw std::runtime_error(function + " gw" + std::to_string(i) + ": " + r.output);
     return std::stoi(r.output);
@@ -281,18 +173,8 @@ class NetnsProbeTest : public ::testing::Test {
   // A fake responder on UDP 500/4500 of gw<i>: ikelb_netns_tool serve, which answers "R" +
   // payload (extra options: e.g. --ike-garbage TEXT).
   void start_responder(int i, const Argv& options) {
-    const std::string log = dir_ + "/serve" + std::to_string(i) + ".log";
-    Argv argv = {IKELB_NETNS_TOOL_PATH, "serve", "--log", log};
-    argv.insert(argv.end(), options.begin(), options.end());
-    start(in_ns(gw(i), argv), dir_ + "/serve" + std::to_string(i) + ".out");
     responders_.push_back(i);
-    const auto deadline = Clock::now() + 5s;
-    while (!std::filesystem::exists(log)) {
-      if (Clock::now() > deadline)
-        throw std::runtime_error(gw(i) + ": serve did not start: " +
-                                 read_file(dir_ + "/serve" + std::to_string(i) + ".out"));
-      std::this_thread::sleep_for(5ms);
-    }
+    start_serve(i, dir_ + "/serve" + std::to_string(i) + ".log", options);
   }
 
   // ---- the agent ----
@@ -319,35 +201,7 @@ class NetnsProbeTest : public ::testing::Test {
     std::ofstream(config_path_) << config.dump(2) << "\n";
   }
 
-  void start_agent() {
-    agent_pid_ = start(in_ns("lb", {IKELBD_PATH, "--config", config_path_}), agent_log_);
-    const auto deadline = Clock::now() + 10s;
-    for (;;) {
-      if (auto status = wait_exit(agent_pid_, 0ms)) {
-        forget(agent_pid_);
-        agent_pid_ = -1;
-        throw std::runtime_error("ikelbd exited (status " + std::to_string(*status) +
-                                 ") before answering: " + tail(read_file(agent_log_)));
-      }
-      if (run({IKELBCTL_PATH, "--socket", socket_, "status"}, 2s).exit_code == 0) return;
-      if (Clock::now() > deadline)
-        throw std::runtime_error("ikelbd did not answer within 10 s: " +
-                                 tail(read_file(agent_log_)));
-      std::this_thread::sleep_for(20ms);
-    }
-  }
-
-  Json backend(int i) {
-    Argv argv = {IKELBCTL_PATH, "--socket", socket_, "--json", "backends"};
-    RunResult r = run(argv, 5s);
-    if (r.exit_code != 0)
-      throw std::runtime_error("`" + join(argv) + "` exit " + std::to_string(r.exit_code) + ": " +
-                               r.output);
-    const Json all = Json::parse(r.output);
-    for (const auto& b : all["backends"])
-      if (b["name"] == gw(i)) return b;
-    throw std::runtime_error("no backend " + gw(i) + " in `ikelbctl backends`");
-  }
+  Json backend(int i) { return NetnsFixture::backend(gw(i)); }
 
   // Polls gw<i>'s entry of `ikelbctl --json backends` until `done` holds or `timeout` passed.
   struct Polled {
@@ -433,14 +287,8 @@ class NetnsProbeTest : public ::testing::Test {
     }
   }
 
-  std::string dir_, prefix_, bpffs_, config_path_, socket_, agent_log_, scan_output_;
-  bool bpffs_mounted_ = false;
-  std::vector<std::string> namespaces_;
-  std::vector<int> gateways_, responders_;
-  std::map<int, std::string> charons_;  // gw index -> strongswan.sh WORKDIR
-  std::vector<pid_t> children_;
-  pid_t agent_pid_ = -1;
-  int run_counter_ = 0;
+  std::string scan_output_;
+  std::vector<int> responders_;
 };
 
 // gw1: stateless probes, charon prefers ECP256. gw2: full probes, charon prefers X25519.
