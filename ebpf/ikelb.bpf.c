@@ -237,9 +237,10 @@ static __always_inline long fib_lookup(struct xdp_md* ctx, struct pkt* p,
 
 /* Route the rewritten packet like a router would. The TTL is decremented only when XDP sends the
  * packet itself; when the kernel takes over (XDP_PASS) it forwards and decrements on its own.
- * Towards a backend (backend_id set) the next hop comes from the per-CPU cache while it is fresh
- * (struct ikelb_nexthop); replies to clients ask the FIB every time, as clients are many. */
-static __always_inline int forward(struct xdp_md* ctx, struct pkt* p, __u32 backend_id, __u64 now,
+ * The next hop comes from the cache entry `nh` while it is fresh (struct ikelb_nexthop); a new
+ * FIB answer refreshes `nh`, or, without one, is added to client_nexthops under `new_key`. */
+static __always_inline int forward(struct xdp_md* ctx, struct pkt* p, struct ikelb_nexthop* nh,
+                                   const struct ikelb_nexthop_key* new_key, __u64 now,
                                    int* action) {
   void* data = (void*)(long)ctx->data;
   void* data_end = (void*)(long)ctx->data_end;
@@ -247,8 +248,6 @@ static __always_inline int forward(struct xdp_md* ctx, struct pkt* p, __u32 back
   /* XDP cannot send on a VLAN sub-interface; the kernel strips, routes and re-tags. */
   if (p->vlan_tags) return IKELB_OUT_FWD_KERNEL_VLAN;
 
-  struct ikelb_nexthop* nh = 0;
-  if (backend_id != IKELB_NO_BACKEND) nh = bpf_map_lookup_elem(&nexthops, &backend_id);
   int fresh = nh && now < nh->expires_ns && nh->ingress_ifindex == ctx->ingress_ifindex;
   struct bpf_fib_lookup fib = {};
   if (fresh && p->ip_len <= nh->ok_len) {
@@ -260,15 +259,19 @@ static __always_inline int forward(struct xdp_md* ctx, struct pkt* p, __u32 back
     if (rc < 0) return IKELB_OUT_DROP_INTERNAL;
     if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) return IKELB_OUT_FWD_KERNEL_NEIGH;
     if (rc != BPF_FIB_LKUP_RET_SUCCESS) return IKELB_OUT_FWD_KERNEL_FIB;
-    if (nh) {
-      /* fib.ifindex is now the egress interface. A fresh entry only learns a longer ok_len. */
-      nh->ok_len = fresh && nh->ok_len > p->ip_len ? nh->ok_len : p->ip_len;
-      nh->expires_ns = now + IKELB_NEXTHOP_TTL_NS;
-      nh->ingress_ifindex = ctx->ingress_ifindex;
-      nh->egress_ifindex = fib.ifindex;
-      __builtin_memcpy(nh->dmac, fib.dmac, ETH_ALEN);
-      __builtin_memcpy(nh->smac, fib.smac, ETH_ALEN);
-    }
+    /* fib.ifindex is now the egress interface. A fresh entry only learns a longer ok_len. */
+    struct ikelb_nexthop learned = {
+        .expires_ns = now + IKELB_NEXTHOP_TTL_NS,
+        .ingress_ifindex = ctx->ingress_ifindex,
+        .egress_ifindex = fib.ifindex,
+        .ok_len = fresh && nh->ok_len > p->ip_len ? nh->ok_len : p->ip_len,
+    };
+    __builtin_memcpy(learned.dmac, fib.dmac, ETH_ALEN);
+    __builtin_memcpy(learned.smac, fib.smac, ETH_ALEN);
+    if (nh)
+      __builtin_memcpy(nh, &learned, sizeof(learned));
+    else if (new_key)
+      bpf_map_update_elem(&client_nexthops, new_key, &learned, BPF_ANY);
   }
 
   __u32 egress = fib.ifindex;
@@ -316,7 +319,7 @@ static __always_inline int handle_to_vip(struct xdp_md* ctx, struct pkt* p, int*
   __builtin_memcpy(&to, &be->addr, sizeof(to));
   rewrite_addr(p, data_end, &to, 0);
   count_traffic(vs_id, backend_id, IKELB_DIR_TO_BACKEND, p->frame_len);
-  return forward(ctx, p, backend_id, now, action);
+  return forward(ctx, p, bpf_map_lookup_elem(&nexthops, &backend_id), 0, now, action);
 }
 
 /* Backend -> client. Returns an outcome, or -1 if the packet is not a reply we translate. */
@@ -358,7 +361,10 @@ static __always_inline int handle_from_backend(struct xdp_md* ctx, struct pkt* p
 
   rewrite_addr(p, data_end, &fv.vip, 1);
   count_traffic(fv.vs_id, fv.backend_id, IKELB_DIR_TO_CLIENT, p->frame_len);
-  return forward(ctx, p, IKELB_NO_BACKEND, 0, action);
+  struct ikelb_nexthop_key nkey = {.family = p->family};
+  __builtin_memcpy(&nkey.addr, &p->dst, sizeof(nkey.addr));
+  return forward(ctx, p, bpf_map_lookup_elem(&client_nexthops, &nkey), &nkey, bpf_ktime_get_ns(),
+                 action);
 }
 
 static __always_inline int outcome_action(int outcome) {

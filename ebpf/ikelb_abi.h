@@ -208,12 +208,19 @@ struct ikelb_backend_stats {
   __u64 new_clients;    /* affinity entries created towards this backend */
 };
 
-/* nexthops, per CPU, index backend id: the forward path's cache of bpf_fib_lookup() for a
- * backend (the lookup is close to half of an affinity hit's cost). An entry serves packets that
- * arrive on the interface it was looked up for and are no longer than the longest packet the
- * lookup allowed (MTU), until expires_ns; then the FIB is asked again. A route or neighbour change
- * reaches a backend's traffic within IKELB_NEXTHOP_TTL_NS. Written by the program only. */
+/* Caches of bpf_fib_lookup() (the lookup is close to half of a forwarded packet's cost), per CPU:
+ * nexthops, index backend id, for packets to a backend; client_nexthops, LRU by client address,
+ * for replies. An entry serves packets that arrive on the interface it was looked up for and are
+ * no longer than the longest packet the lookup allowed (MTU), until expires_ns; then the FIB is
+ * asked again. A route or neighbour change reaches the traffic within IKELB_NEXTHOP_TTL_NS.
+ * Written by the program only. */
 #define IKELB_NEXTHOP_TTL_NS 100000000ull
+#define IKELB_CLIENT_NEXTHOP_ENTRIES 65536
+struct ikelb_nexthop_key {
+  struct ikelb_addr addr;
+  __u8 family;
+  __u8 pad[3];
+};
 struct ikelb_nexthop {
   __u64 expires_ns; /* bpf_ktime_get_ns() clock; 0: empty */
   __u32 ingress_ifindex;
@@ -281,6 +288,7 @@ struct ikelb_backend_meta {
 #define IKELB_MAP_VS_META "vs_meta"
 #define IKELB_MAP_BACKEND_META "backend_meta"
 #define IKELB_MAP_NEXTHOPS "nexthops"
+#define IKELB_MAP_CLIENT_NEXTHOPS "client_nexthops"
 
 /* The Maglev index of a client: a hash of its address only (never the port), so every packet of
  * a client, fragments included, maps to one slot. Shared with C++ so tests and tools can predict
@@ -323,6 +331,7 @@ static_assert(sizeof(struct ikelb_frag_key) == 40);
 static_assert(sizeof(struct ikelb_frag_value) == 24);
 static_assert(sizeof(struct ikelb_settings) == 8);
 static_assert(sizeof(struct ikelb_nexthop) == 32);
+static_assert(sizeof(struct ikelb_nexthop_key) == 20);
 static_assert(sizeof(struct ikelb_traffic) == 32);
 static_assert(sizeof(struct ikelb_backend_stats) == 48);
 static_assert(sizeof(struct ikelb_vs_meta) == 72);

@@ -79,6 +79,14 @@ struct {
   __type(value, struct ikelb_nexthop);
 } nexthops SEC(".maps");
 
+/* Cached next hops of replies, by client (ikelb_abi.h, struct ikelb_nexthop). */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+  __uint(max_entries, IKELB_CLIENT_NEXTHOP_ENTRIES);
+  __type(key, struct ikelb_nexthop_key);
+  __type(value, struct ikelb_nexthop);
+} client_nexthops SEC(".maps");
+
 /* Interfaces the program may redirect to (key and value: ifindex). */
 struct {
   __uint(type, BPF_MAP_TYPE_DEVMAP_HASH);

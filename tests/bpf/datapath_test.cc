@@ -602,6 +602,28 @@ std::vector<Case> cases() {
        {{IKELB_EV_AFFINITY_HIT, 3}},
        nullptr});
 
+  all.push_back(
+      {"LongerRepliesThanTheCachedNextHopAllowedAskTheFibAgain",
+       "client port MTU 1400: after a short reply has cached the client's next hop, a 1500-byte "
+       "reply still gets the FIB's MTU verdict (left to the kernel, source rewritten), and short "
+       "ones keep being redirected",
+       [](Env&) { sh("ip link set cli0 mtu 1400"); },
+       [](Env& env) {
+         IpAddr c = client4(19);
+         Frame small = from_backend(be(env, 1), c).udp(4500, 4500).payload(ike_payload(200));
+         Frame big = from_backend(be(env, 1), c).udp(4500, 4500).payload(ike_payload(1472));
+         Step to_kernel = {big.build(),
+                           Port::kGateway,
+                           XDP_PASS,
+                           Frame(big).ipv4(kVip4, c).build(),
+                           IKELB_OUT_FWD_KERNEL_FIB,
+                           std::pair{uint32_t{1}, uint32_t{IKELB_DIR_TO_CLIENT}}};
+         return std::vector<Step>{replied(small, to_client(small, kVip4, c), 1), to_kernel,
+                                  replied(small, to_client(small, kVip4, c), 1)};
+       },
+       {},
+       nullptr});
+
   all.push_back({"OneArmedBackendUsesXdpTx",
                  "a backend behind the port the packet came in on is reached with XDP_TX",
                  nullptr,
@@ -787,6 +809,46 @@ TEST(NextHopCache, HoldsTheFibAnswerAndFollowsANeighbourChangeAfterItsTtl) {
   EXPECT_EQ(
       describe_diff(
           Frame(to_backend(in, gw1, c)).eth(kGatewayPortMac, mac("02:00:00:00:b0:99")).build(),
+          r.frame),
+      "");
+}
+
+// Replies: the next hop towards a client is cached by client address, the same way.
+TEST(NextHopCache, RepliesCacheTheClientsNextHopAndFollowANeighbourChange) {
+  stay_on_this_cpu();
+  Sandbox sandbox = Sandbox::create();
+  Datapath dp(
+      Datapath::Options{.table_slots = 2 * kTableSize, .affinity_entries = 65536, .pin_dir = ""});
+  Testbed bed(dp, sandbox);
+  const IpAddr c = client4(20);
+  Frame reply = from_backend(bed.backend(2), c).esp(0x01020304, 7).payload(ike_payload(120));
+  const Bytes frame = reply.build();
+
+  XdpResult r = run_xdp(dp.prog_fd(), frame, sandbox.gateway_ifindex);
+  ASSERT_EQ(r.verdict, XDP_REDIRECT);
+  EXPECT_EQ(describe_diff(to_client(reply, kVip4, c).build(), r.frame), "");
+
+  std::vector<ikelb_nexthop> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
+  ikelb_nexthop_key key{};
+  key.addr = to_lb(c).addr;
+  key.family = IKELB_AF_INET;
+  ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(IKELB_MAP_CLIENT_NEXTHOPS), &key, per_cpu.data()), 0)
+      << "no cached next hop for the client";
+  const ikelb_nexthop& nh = per_cpu.at(static_cast<size_t>(sched_getcpu()));
+  EXPECT_EQ(nh.ingress_ifindex, sandbox.gateway_ifindex);
+  EXPECT_EQ(nh.egress_ifindex, sandbox.client_ifindex);
+  EXPECT_EQ(nh.ok_len, frame.size() - 14);
+  EXPECT_EQ(to_mac(nh.dmac), kClientRouterMac);
+  EXPECT_EQ(to_mac(nh.smac), kClientPortMac);
+
+  // The clients' router is replaced.
+  sh("ip neigh replace 198.51.100.2 lladdr 02:00:00:00:c0:99 dev cli0 nud permanent");
+  std::this_thread::sleep_for(std::chrono::nanoseconds(2 * IKELB_NEXTHOP_TTL_NS));
+  r = run_xdp(dp.prog_fd(), frame, sandbox.gateway_ifindex);
+  ASSERT_EQ(r.verdict, XDP_REDIRECT);
+  EXPECT_EQ(
+      describe_diff(
+          Frame(to_client(reply, kVip4, c)).eth(kClientPortMac, mac("02:00:00:00:c0:99")).build(),
           r.frame),
       "");
 }
