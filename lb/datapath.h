@@ -52,7 +52,7 @@ class Datapath : public MapWriter {
   const std::vector<std::string>& notes() const { return notes_; }
 
   int prog_fd() const;
-  uint32_t prog_id() const;  // the kernel's id of the loaded program
+  uint32_t prog_id() const;                 // the kernel's id of the loaded program
   int map_fd(std::string_view name) const;  // IKELB_MAP_*; throws if unknown
 
   // Attaches the program to an interface (native XDP, or generic/skb mode), adopting a pinned

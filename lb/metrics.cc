@@ -59,7 +59,8 @@ std::vector<MetricFamily> metric_families(const MetricsSnapshot& s) {
                 with(vs, "direction", kDirections[d]), double(v.traffic.bytes[d]));
     }
     m.gauge("ikelb_virtual_server_healthy_backends",
-            "Backends that take traffic: active, draining or drained (not down or disabled).", vs, double(v.healthy_backends));
+            "Backends that take traffic: active, draining or drained (not down or disabled).", vs,
+            double(v.healthy_backends));
   }
   for (const auto& b : s.backends) {
     Labels l = backend_labels(b);
