@@ -763,20 +763,35 @@ TEST_P(DatapathTest, Fixture) {
 INSTANTIATE_TEST_SUITE_P(Cases, DatapathTest, ::testing::ValuesIn(cases()),
                          [](const auto& info) { return info.param.name; });
 
-// The forward path caches a backend's next hop per CPU for IKELB_NEXTHOP_TTL_NS: the entry holds
-// what the FIB said, and a neighbour change reaches the backend's traffic once it expires.
+// The next-hop caches, read back and exercised: one sandbox and data path per test, the thread
+// kept on one CPU (the caches are per CPU).
+class NextHopCache : public ::testing::Test {
+ protected:
+  void SetUp() override { stay_on_this_cpu(); }
+
+  // This CPU's entry of cache `map` under `key`; a failure if there is none.
+  ikelb_nexthop this_cpu_entry(std::string_view map, const void* key) {
+    std::vector<ikelb_nexthop> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
+    EXPECT_EQ(bpf_map_lookup_elem(dp.map_fd(map), key, per_cpu.data()), 0)
+        << "no cached next hop in " << map;
+    return per_cpu.at(static_cast<size_t>(sched_getcpu()));
+  }
+
+  Sandbox sandbox = Sandbox::create();
+  Datapath dp{
+      Datapath::Options{.table_slots = 2 * kTableSize, .affinity_entries = 65536, .pin_dir = ""}};
+  Testbed bed{dp, sandbox};
+};
+
 Mac to_mac(const uint8_t (&bytes)[6]) {
   Mac m;
   std::copy(std::begin(bytes), std::end(bytes), m.bytes.begin());
   return m;
 }
 
-TEST(NextHopCache, HoldsTheFibAnswerAndFollowsANeighbourChangeAfterItsTtl) {
-  stay_on_this_cpu();
-  Sandbox sandbox = Sandbox::create();
-  Datapath dp(
-      Datapath::Options{.table_slots = 2 * kTableSize, .affinity_entries = 65536, .pin_dir = ""});
-  Testbed bed(dp, sandbox);
+// The forward path caches a backend's next hop per CPU for IKELB_NEXTHOP_TTL_NS: the entry holds
+// what the FIB said, and a neighbour change reaches the backend's traffic once it expires.
+TEST_F(NextHopCache, HoldsTheFibAnswerAndFollowsANeighbourChangeAfterItsTtl) {
   const IpAddr c = client4(18);
   bed.pin(kVs4, to_lb(c), 0);
   const TestbedBackend& gw1 = bed.backend(0);
@@ -787,11 +802,8 @@ TEST(NextHopCache, HoldsTheFibAnswerAndFollowsANeighbourChangeAfterItsTtl) {
   ASSERT_EQ(r.verdict, XDP_REDIRECT);
   EXPECT_EQ(describe_diff(to_backend(in, gw1, c).build(), r.frame), "");
 
-  const int cpus = libbpf_num_possible_cpus();
-  std::vector<ikelb_nexthop> per_cpu(static_cast<size_t>(cpus));
-  uint32_t key = 0;
-  ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(IKELB_MAP_NEXTHOPS), &key, per_cpu.data()), 0);
-  const ikelb_nexthop& nh = per_cpu.at(static_cast<size_t>(sched_getcpu()));
+  const uint32_t key = 0;
+  const ikelb_nexthop nh = this_cpu_entry(IKELB_MAP_NEXTHOPS, &key);
   EXPECT_EQ(nh.ingress_ifindex, sandbox.client_ifindex);
   EXPECT_EQ(nh.egress_ifindex, sandbox.gateway_ifindex);
   EXPECT_EQ(nh.ok_len, frame.size() - 14);
@@ -814,12 +826,7 @@ TEST(NextHopCache, HoldsTheFibAnswerAndFollowsANeighbourChangeAfterItsTtl) {
 }
 
 // Replies: the next hop towards a client is cached by client address, the same way.
-TEST(NextHopCache, RepliesCacheTheClientsNextHopAndFollowANeighbourChange) {
-  stay_on_this_cpu();
-  Sandbox sandbox = Sandbox::create();
-  Datapath dp(
-      Datapath::Options{.table_slots = 2 * kTableSize, .affinity_entries = 65536, .pin_dir = ""});
-  Testbed bed(dp, sandbox);
+TEST_F(NextHopCache, RepliesCacheTheClientsNextHopAndFollowANeighbourChange) {
   const IpAddr c = client4(20);
   Frame reply = from_backend(bed.backend(2), c).esp(0x01020304, 7).payload(ike_payload(120));
   const Bytes frame = reply.build();
@@ -828,13 +835,10 @@ TEST(NextHopCache, RepliesCacheTheClientsNextHopAndFollowANeighbourChange) {
   ASSERT_EQ(r.verdict, XDP_REDIRECT);
   EXPECT_EQ(describe_diff(to_client(reply, kVip4, c).build(), r.frame), "");
 
-  std::vector<ikelb_nexthop> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
   ikelb_nexthop_key key{};
   key.addr = to_lb(c).addr;
   key.family = IKELB_AF_INET;
-  ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(IKELB_MAP_CLIENT_NEXTHOPS), &key, per_cpu.data()), 0)
-      << "no cached next hop for the client";
-  const ikelb_nexthop& nh = per_cpu.at(static_cast<size_t>(sched_getcpu()));
+  const ikelb_nexthop nh = this_cpu_entry(IKELB_MAP_CLIENT_NEXTHOPS, &key);
   EXPECT_EQ(nh.ingress_ifindex, sandbox.gateway_ifindex);
   EXPECT_EQ(nh.egress_ifindex, sandbox.client_ifindex);
   EXPECT_EQ(nh.ok_len, frame.size() - 14);

@@ -207,6 +207,14 @@ class NetnsAgentTest : public NetnsFixture {
     return problems;
   }
 
+  // Clients first..first+count-1 send one datagram each to VIP:port, and every one must be
+  // answered from the VIP. Returns each client's one gateway (as the gateways logged it).
+  std::map<std::string, int> place(int port, int first, int count, const std::string& prefix) {
+    SendResult r = send(port, first, count, prefix);
+    EXPECT_EQ(answered_by_vip(r, count, 1), "") << prefix;
+    return single_gateway(gateways_of(prefix, port, count));
+  }
+
   // What the gateways logged for datagrams whose payload starts with "<prefix>:".
   struct Delivery {
     int gateway = 0;
@@ -336,9 +344,7 @@ TEST_F(NetnsAgentTest, ReloadAddingAFourthGatewayKeepsPinnedClients) {
   add_gateway(4);  // namespace and link ready; not in the config yet
   write_config(3, 60);
   start_agent();
-  SendResult before = send(500, 1, 100, "before");
-  EXPECT_EQ(answered_by_vip(before, 100, 1), "");
-  auto placed = single_gateway(gateways_of("before", 500, 100));
+  auto placed = place(500, 1, 100, "before");
   ASSERT_EQ(placed.size(), 100u);
   EXPECT_EQ(clients_per_gateway(placed)[4], 0);
 
@@ -347,17 +353,13 @@ TEST_F(NetnsAgentTest, ReloadAddingAFourthGatewayKeepsPinnedClients) {
   ASSERT_EQ(reload.exit_code, 0) << reload.output;
   EXPECT_EQ(backend("gw4")["state"], "active");
 
-  SendResult again = send(500, 1, 100, "again");
-  EXPECT_EQ(answered_by_vip(again, 100, 1), "");
-  auto replaced = single_gateway(gateways_of("again", 500, 100));
+  auto replaced = place(500, 1, 100, "again");
   int moved = 0;
   for (const auto& [c, gw] : placed)
     if (replaced.count(c) == 0 || replaced.at(c) != gw) moved++;
   EXPECT_EQ(moved, 0) << "pinned clients that changed gateway after the reload";
 
-  SendResult fresh = send(500, 101, 200, "fresh");
-  EXPECT_EQ(answered_by_vip(fresh, 200, 1), "");
-  auto per_gw = clients_per_gateway(single_gateway(gateways_of("fresh", 500, 200)));
+  auto per_gw = clients_per_gateway(place(500, 101, 200, "fresh"));
   for (int gw = 1; gw <= 4; gw++) EXPECT_GT(per_gw[gw], 0) << "gw" << gw << " got no new client";
   EXPECT_EQ(per_gw[1] + per_gw[2] + per_gw[3] + per_gw[4], 200);
 }
@@ -368,9 +370,7 @@ TEST_F(NetnsAgentTest, ReloadAddingAFourthGatewayKeepsPinnedClients) {
 TEST_F(NetnsAgentTest, InvalidReloadIsRejectedAndForwardingIsUnchanged) {
   write_config(3, 60);
   start_agent();
-  SendResult before = send(500, 1, 100, "before");
-  EXPECT_EQ(answered_by_vip(before, 100, 1), "");
-  auto placed = single_gateway(gateways_of("before", 500, 100));
+  auto placed = place(500, 1, 100, "before");
   ASSERT_EQ(placed.size(), 100u);
   const nlohmann::json backends_before = ctl_json({"backends"})["backends"];
 
@@ -405,9 +405,7 @@ TEST_F(NetnsAgentTest, InvalidReloadIsRejectedAndForwardingIsUnchanged) {
     EXPECT_EQ(backends_after[i]["state"], "active") << backends_after[i].dump();
   }
 
-  SendResult again = send(500, 1, 200, "again");  // 100 pinned clients and 100 new ones
-  EXPECT_EQ(answered_by_vip(again, 200, 1), "");
-  auto replaced = single_gateway(gateways_of("again", 500, 200));
+  auto replaced = place(500, 1, 200, "again");  // 100 pinned clients and 100 new ones
   ASSERT_EQ(replaced.size(), 200u);
   int moved = 0;
   for (const auto& [c, gw] : placed) moved += replaced.at(c) != gw;
@@ -422,9 +420,7 @@ TEST_F(NetnsAgentTest, InvalidReloadIsRejectedAndForwardingIsUnchanged) {
 TEST_F(NetnsAgentTest, DrainKeepsPinnedClientsAndReportsDrained) {
   write_config(3, 3);
   start_agent();
-  SendResult first = send(500, 1, 100, "first");
-  EXPECT_EQ(answered_by_vip(first, 100, 1), "");
-  auto placed = single_gateway(gateways_of("first", 500, 100));
+  auto placed = place(500, 1, 100, "first");
   ASSERT_EQ(placed.size(), 100u);
   std::vector<std::string> on_gw2;
   for (const auto& [c, gw] : placed)
@@ -440,9 +436,7 @@ TEST_F(NetnsAgentTest, DrainKeepsPinnedClientsAndReportsDrained) {
   EXPECT_EQ(clients_per_gateway(pinned_placed)[2], static_cast<int>(on_gw2.size()))
       << "gw2's pinned clients must stay on gw2 while it drains";
 
-  SendResult fresh = send(500, 101, 100, "fresh");
-  EXPECT_EQ(answered_by_vip(fresh, 100, 1), "");
-  auto fresh_per_gw = clients_per_gateway(single_gateway(gateways_of("fresh", 500, 100)));
+  auto fresh_per_gw = clients_per_gateway(place(500, 101, 100, "fresh"));
   EXPECT_EQ(fresh_per_gw[2], 0) << "new clients reached the draining gw2";
   EXPECT_EQ(fresh_per_gw[1] + fresh_per_gw[3], 100);
 

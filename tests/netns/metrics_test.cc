@@ -48,6 +48,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dashboard.h"
 #include "netns_fixture.h"
 #include "process.h"
 
@@ -304,47 +305,8 @@ struct Exposition {
 
 // ---- the dashboard and the rules ----
 
-const std::string kDashboard = std::string(IKELB_DEPLOY_DIR) + "/grafana/ikelb-dashboard.json";
-const std::string kRules = std::string(IKELB_DEPLOY_DIR) + "/prometheus/ikelb-rules.yml";
-
-// ikelb_* metric names in PromQL or a rules file, leaving out parts of longer identifiers and of
-// recording rules' level:metric:operation names.
-std::set<std::string> referenced_names(const std::string& text) {
-  std::set<std::string> out;
-  static const std::regex name(R"(ikelb_[A-Za-z0-9_]*)");
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), name); it != std::sregex_iterator();
-       ++it) {
-    size_t begin = static_cast<size_t>(it->position()), end = begin + it->length();
-    auto ident = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
-    if (begin > 0 && (ident(text[begin - 1]) || text[begin - 1] == ':')) continue;
-    if (end < text.size() && text[end] == ':') continue;
-    out.insert(it->str());
-  }
-  return out;
-}
-
-struct PanelExpr {
-  std::string panel, expr;
-};
-
 std::vector<PanelExpr> dashboard_exprs() {
-  nlohmann::json d = nlohmann::json::parse(read_file(kDashboard));
-  std::vector<PanelExpr> out;
-  for (const auto& p : d["panels"])
-    if (p.contains("targets"))
-      for (const auto& t : p["targets"]) out.push_back({p["title"], t["expr"]});
-  return out;
-}
-
-// Grafana's variables as they expand for "All" (and a fixed rate interval).
-std::string expand_variables(std::string expr) {
-  static const std::vector<std::pair<std::string, std::string>> vars{{"$__rate_interval", "1m"},
-                                                                     {"$instance", ".*"},
-                                                                     {"$virtual_server", ".*"},
-                                                                     {"$backend", ".*"}};
-  for (const auto& [from, to] : vars)
-    for (size_t at; (at = expr.find(from)) != std::string::npos;) expr.replace(at, from.size(), to);
-  return expr;
+  return panel_exprs(nlohmann::json::parse(read_file(kDashboard)));
 }
 
 enum class Gateway {

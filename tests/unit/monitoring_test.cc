@@ -20,10 +20,17 @@
 #include <string>
 #include <vector>
 
+#include "dashboard.h"
 #include "metrics.h"
 
 namespace ikelb {
 namespace {
+
+using test::expand_variables;
+using test::kDashboard;
+using test::kRules;
+using test::panel_exprs;
+using test::referenced_names;
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
@@ -32,9 +39,6 @@ std::string read_file(const std::string& path) {
   s << in.rdbuf();
   return s.str();
 }
-
-const std::string kDashboard = std::string(IKELB_DEPLOY_DIR) + "/grafana/ikelb-dashboard.json";
-const std::string kRules = std::string(IKELB_DEPLOY_DIR) + "/prometheus/ikelb-rules.yml";
 
 // A snapshot with every optional part present: the exposition then has every family.
 MetricsSnapshot full_snapshot() {
@@ -74,22 +78,6 @@ std::set<std::string> exported_names() {
   return names;
 }
 
-// ikelb_* metric names in a PromQL expression or rules file. A name that is part of a longer
-// identifier or of a recording rule's level:metric:operation name is not one.
-std::set<std::string> referenced_names(const std::string& text) {
-  std::set<std::string> out;
-  static const std::regex name(R"(ikelb_[A-Za-z0-9_]*)");
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), name); it != std::sregex_iterator();
-       ++it) {
-    size_t begin = static_cast<size_t>(it->position()), end = begin + it->length();
-    auto ident = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
-    if (begin > 0 && (ident(text[begin - 1]) || text[begin - 1] == ':')) continue;
-    if (end < text.size() && text[end] == ':') continue;
-    out.insert(it->str());
-  }
-  return out;
-}
-
 struct Expr {
   std::string where, expr;
 };
@@ -97,36 +85,11 @@ struct Expr {
 // Every PromQL string of the dashboard: panel targets and query variables.
 std::vector<Expr> dashboard_exprs(const nlohmann::json& d) {
   std::vector<Expr> out;
-  std::function<void(const nlohmann::json&, const std::string&)> walk =
-      [&](const nlohmann::json& j, const std::string& where) {
-        if (j.is_array()) {
-          for (const auto& e : j) walk(e, where);
-        } else if (j.is_object()) {
-          std::string here = j.contains("title") && j["title"].is_string()
-                                 ? "panel \"" + j["title"].get<std::string>() + "\""
-                                 : where;
-          for (const auto& [k, v] : j.items()) {
-            if (k == "expr" && v.is_string()) out.push_back({here, v});
-            walk(v, here);
-          }
-        }
-      };
-  walk(d["panels"], "");
+  for (const auto& e : panel_exprs(d)) out.push_back({"panel \"" + e.panel + "\"", e.expr});
   for (const auto& v : d["templating"]["list"])
     if (v["type"] == "query")
       out.push_back({"variable " + v["name"].get<std::string>(), v["definition"]});
   return out;
-}
-
-// Grafana's variables replaced by what they expand to for "All".
-std::string expand_variables(std::string expr) {
-  static const std::vector<std::pair<std::string, std::string>> vars{{"$__rate_interval", "1m"},
-                                                                     {"$instance", ".*"},
-                                                                     {"$virtual_server", ".*"},
-                                                                     {"$backend", ".*"}};
-  for (const auto& [from, to] : vars)
-    for (size_t at; (at = expr.find(from)) != std::string::npos;) expr.replace(at, from.size(), to);
-  return expr;
 }
 
 TEST(Monitoring, NameExtraction) {
