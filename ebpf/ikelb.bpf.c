@@ -114,11 +114,15 @@ static __always_inline __u32 select_backend(struct pkt* p, __u32 vs_id, __u64 no
   if (aff) {
     __u32 pinned = aff->backend_id;
     struct ikelb_backend* be = bpf_map_lookup_elem(&backends, &pinned);
-    if (idle && now - aff->last_seen_ns > idle) {
+    /* Another CPU may have refreshed the entry since this one read the clock: a last-seen time
+     * after `now` is age 0, not an unsigned wrap that would move the client. */
+    __u64 seen = aff->last_seen_ns;
+    __u64 age = now > seen ? now - seen : 0;
+    if (idle && age > idle) {
       count_event(IKELB_EV_AFFINITY_EXPIRED);
     } else if (backend_takes_pinned(be, vs_id)) {
       count_event(IKELB_EV_AFFINITY_HIT);
-      if (now - aff->last_seen_ns > IKELB_AFFINITY_REFRESH_NS) aff->last_seen_ns = now;
+      if (age > IKELB_AFFINITY_REFRESH_NS) aff->last_seen_ns = now;
       *out = be;
       return pinned;
     } else {

@@ -400,7 +400,7 @@ class Agent {
       more = datapath_->scan_affinity(
           cursor_, 4096, [&](const ikelb_affinity_key&, const ikelb_affinity_value& v) {
             entries_++;
-            if (idle == 0 || now - v.last_seen_ns <= idle) counts_[v.backend_id]++;
+            if (affinity_live(v.last_seen_ns, now, idle)) counts_[v.backend_id]++;
           });
     } catch (const std::exception& e) {
       log_warning(std::string("affinity scan: ") + e.what());

@@ -33,6 +33,13 @@ class SystemClock : public Clock {
   }
 };
 
+// Whether an affinity entry last seen at `last_seen_ns` (bpf_ktime_get_ns) still pins its client
+// at `now_ns`, as the data path judges it: idle 0 never expires, and an entry refreshed after
+// `now_ns` was read is live.
+constexpr bool affinity_live(uint64_t last_seen_ns, uint64_t now_ns, uint64_t idle_ns) {
+  return idle_ns == 0 || last_seen_ns >= now_ns || now_ns - last_seen_ns <= idle_ns;
+}
+
 enum class OperatorAction { kDrain, kUndrain, kDisable, kEnable };
 std::optional<OperatorAction> parse_action(std::string_view word);
 

@@ -568,6 +568,23 @@ std::vector<Case> cases() {
                  {{IKELB_EV_AFFINITY_HIT, 1}},
                  nullptr});
 
+  all.push_back({"AffinitySeenAfterThisCpuReadTheClockIsKept",
+                 "an entry another CPU refreshed after this one read the clock (last seen later "
+                 "than `now`) is recent, not idle for 2^64 ns: the client stays on its draining "
+                 "backend",
+                 [](Env& env) {
+                   env.dp.set_settings({.affinity_idle_ns = 30'000'000'000ull});
+                   env.bed.set_state(2, IKELB_BACKEND_DRAINING);
+                 },
+                 [](Env& env) {
+                   IpAddr c = client4(14);
+                   env.bed.pin(kVs4, to_lb(c), 2, -1'000'000'000);
+                   Frame in = from_client(c, kVip4).udp(4500, 4500).payload(ike_payload(70));
+                   return std::vector<Step>{forwarded(in, to_backend(in, be(env, 2), c), 2)};
+                 },
+                 {{IKELB_EV_AFFINITY_HIT, 1}},
+                 nullptr});
+
   all.push_back({"NoNeighbourYetLeavesTheRewrittenPacketToTheKernel",
                  "a backend with no ARP entry: the rewritten packet is passed (TTL and MACs "
                  "unchanged) so the kernel resolves the neighbour and forwards it",

@@ -73,9 +73,9 @@ void Testbed::set_state(uint32_t id, uint8_t state) {
   states_[id] = state;
 }
 
-void Testbed::pin(uint32_t vs_id, const IpAddress& client, uint32_t id, uint64_t age_ns) {
-  dp_.set_affinity(vs_id, client,
-                   {.backend_id = id, .pad = 0, .last_seen_ns = monotonic_ns() - age_ns});
+void Testbed::pin(uint32_t vs_id, const IpAddress& client, uint32_t id, int64_t age_ns) {
+  const uint64_t seen = monotonic_ns() - static_cast<uint64_t>(age_ns);  // modulo 2^64
+  dp_.set_affinity(vs_id, client, {.backend_id = id, .pad = 0, .last_seen_ns = seen});
 }
 
 uint32_t Testbed::predict(uint32_t vs_id, const IpAddress& client) const {

@@ -40,8 +40,9 @@ class Testbed {
 
   // Rewrites a backend's state in the data path.
   void set_state(uint32_t id, uint8_t state);
-  // Pins `client` of `vs_id` to backend `id`, last seen `age_ns` ago.
-  void pin(uint32_t vs_id, const IpAddress& client, uint32_t id, uint64_t age_ns = 0);
+  // Pins `client` of `vs_id` to backend `id`, last seen `age_ns` ago (negative: later than now,
+  // as another CPU may have written it since this one read the clock).
+  void pin(uint32_t vs_id, const IpAddress& client, uint32_t id, int64_t age_ns = 0);
 
   // The backend a client without affinity reaches: its Maglev slot, then up to
   // IKELB_MAGLEV_PROBES - 1 following slots, skipping backends that are not active.

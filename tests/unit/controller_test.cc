@@ -88,6 +88,18 @@ TEST(EffectiveState, OperatorConfigAndHealth) {
         << int(r.op) << " " << int(r.cfg) << " " << r.healthy;
 }
 
+TEST(AffinityLive, IdleTimeoutAndEntriesRefreshedAfterTheClockWasRead) {
+  constexpr uint64_t kSecond = 1'000'000'000, now = 100 * kSecond, idle = 4 * kSecond;
+  EXPECT_TRUE(affinity_live(now - idle, now, idle));
+  EXPECT_FALSE(affinity_live(now - idle - 1, now, idle));
+  EXPECT_TRUE(affinity_live(0, now, 0)) << "idle 0: entries never expire";
+  // The data path refreshed it between the scan reading the clock and reading the entry: an
+  // unsigned `now - last_seen` would wrap and count a live client as gone (a drain would end
+  // while it still sends).
+  EXPECT_TRUE(affinity_live(now + 1, now, idle));
+  EXPECT_TRUE(affinity_live(now + kSecond, now, idle));
+}
+
 TEST_F(ControllerTest, FirstApplyWritesEverything) {
   ASSERT_EQ(ctl.apply(config()), std::vector<std::string>{});
   ASSERT_EQ(maps.vs.size(), 1u);
