@@ -107,8 +107,10 @@ topology() {
     ip netns exec "$(ns "$n")" sysctl -qw net.ipv4.ip_forward=1 || return 1
   done
 
-  # internet router: a bridge for the client hosts, a link to ikelb; the VIP is routed to ikelb
-  q ip -n "$(ns inet)" link add br0 type bridge &&
+  # internet router: a bridge for the client hosts, a link to ikelb; the VIP is routed to ikelb.
+  # A fixed bridge MAC: by default a bridge takes its lowest port's MAC and changes it when a port
+  # is added, and hosts that still use the old one are cut off until their ARP entry is renewed.
+  q ip -n "$(ns inet)" link add br0 address "$(mac 20 1)" type bridge &&
     q ip -n "$(ns inet)" addr add 198.51.100.1/24 dev br0 &&
     q ip -n "$(ns inet)" link set br0 up || return 1
   add_veth inet lb0 lb uplink 1 || return 1
