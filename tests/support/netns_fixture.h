@@ -55,6 +55,8 @@ class NetnsFixture : public ::testing::Test {
 
   // Prints what helps to understand a failure; by default the ikelbd log.
   virtual void dump_logs();
+  // The data path's non-zero counters and its affinity entries, read from the pins.
+  std::string datapath_report();
   // Runs in TearDown before the agent is stopped (e.g. stop a client of the agent first).
   virtual void before_agent_teardown() {}
   // Checks after `ikelbctl teardown` (its result `ctl`) stopped the agent with wait `status`.
