@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
 #include <net/if.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -15,20 +16,20 @@
 namespace ikelb::test {
 namespace {
 
-// A private bpffs mount, removed even when the test fails.
+// A bpffs of this process alone, over /sys/fs/bpf in a private mount namespace (as the Sandbox
+// gives it a network namespace of its own): it goes away with the process, even one that is
+// killed, and leaves no directory behind.
 struct BpffsMount {
-  std::string dir;
+  std::string dir = "/sys/fs/bpf";
   BpffsMount() {
-    char tmpl[] = "/tmp/ikelb-pin-XXXXXX";
-    if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp");
-    dir = tmpl;
+    if (unshare(CLONE_NEWNS) != 0)
+      throw std::system_error(errno, std::generic_category(), "unshare(CLONE_NEWNS)");
+    if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+      throw std::system_error(errno, std::generic_category(), "making mounts private");
     if (mount("bpf", dir.c_str(), "bpf", 0, nullptr) != 0)
       throw std::system_error(errno, std::generic_category(), "mount bpffs");
   }
-  ~BpffsMount() {
-    umount2(dir.c_str(), MNT_DETACH);
-    rmdir(dir.c_str());
-  }
+  ~BpffsMount() { umount2(dir.c_str(), MNT_DETACH); }
 };
 
 uint32_t xdp_prog_id(const char* ifname) {
