@@ -415,9 +415,15 @@ TEST_F(NetnsProbeTest, StoppedCharonIsDownInTimeAndBackAfterRise) {
                recover_ms, ms_between(restart_at, back.at));
   EXPECT_LE(recover_ms, kInterval * kRise + kTimeout + kMargin) << back.b.dump();
   EXPECT_EQ(back.b["healthy"], true);
-  EXPECT_EQ(back.b["probe"]["last_result"], "invalid_ke") << back.b.dump();
-  EXPECT_EQ(back.b["probe"]["consecutive_ok"], kRise) << back.b.dump();
-  EXPECT_EQ(back.b["probe"]["preferred_group"], 19);
+  EXPECT_GE(back.b["probe"]["consecutive_ok"], kRise) << back.b.dump();
+  // A charon whose connections are not loaded yet answers NO_PROPOSAL_CHOSEN, healthy by default
+  // (as a warning): the rise may have counted those. Once loaded, within a probe, the answer is
+  // the INVALID_KE_PAYLOAD of stateless mode again.
+  Polled loaded = wait_for(
+      1, [](const Json& b) { return b["probe"]["last_result"] == "invalid_ke"; }, 3s);
+  EXPECT_TRUE(loaded.done) << loaded.b.dump();
+  EXPECT_EQ(loaded.b["state"], "active") << loaded.b.dump();
+  EXPECT_EQ(loaded.b["probe"]["preferred_group"], 19);
   EXPECT_EQ(half_open(1), 0);
   expect_ike_scan_agrees({1});
 }
