@@ -396,7 +396,7 @@ TEST_F(NetnsProbeTest, StoppedCharonIsDownInTimeAndBackAfterRise) {
   EXPECT_LE(detect_ms, kInterval * kFall + kTimeout + kMargin) << down.b.dump();
   EXPECT_EQ(down.b["healthy"], false);
   EXPECT_EQ(down.b["probe"]["last_result"], "icmp: Connection refused") << down.b.dump();
-  EXPECT_EQ(down.b["probe"]["consecutive_fail"], kFall) << down.b.dump();
+  EXPECT_GE(down.b["probe"]["consecutive_fail"], kFall) << down.b.dump();
   EXPECT_EQ(down.b["detail"], "down (probe: 3 probes failed: icmp: Connection refused)")
       << down.b.dump();
   expect_ike_scan_agrees({1});
@@ -482,7 +482,10 @@ TEST_F(NetnsProbeTest, GarbageResponderIsDown) {
         i, [](const Json& b) { return b["state"] == "down"; }, 5s);
     ASSERT_TRUE(p.done) << gw(i) << ": " << p.b.dump();
     EXPECT_EQ(p.b["healthy"], false) << p.b.dump();
-    EXPECT_EQ(p.b["probe"]["consecutive_fail"], 3) << p.b.dump();
+    // Down after `fall` failures; gw2 is polled after gw1 went down, so it may have failed again.
+    EXPECT_NE(p.b["detail"].get<std::string>().find("(probe: 3 probes failed: "), std::string::npos)
+        << p.b.dump();
+    EXPECT_GE(p.b["probe"]["consecutive_fail"], 3) << p.b.dump();
     EXPECT_EQ(p.b["probe"]["consecutive_ok"], 0) << p.b.dump();
     EXPECT_TRUE(p.b["probe"]["preferred_group"].is_null()) << p.b.dump();
     EXPECT_TRUE(p.b["probe"]["rtt_ms"].is_null()) << p.b.dump();
