@@ -794,6 +794,14 @@ class NextHopCache : public ::testing::Test {
     return per_cpu.at(static_cast<size_t>(sched_getcpu()));
   }
 
+  // Once the cache entry has expired, `frame` arriving on `ingress` is redirected as `expected`.
+  void expect_redirected_after_ttl(const Bytes& frame, uint32_t ingress, const Bytes& expected) {
+    std::this_thread::sleep_for(std::chrono::nanoseconds(2 * IKELB_NEXTHOP_TTL_NS));
+    XdpResult r = run_xdp(dp.prog_fd(), frame, ingress);
+    ASSERT_EQ(r.verdict, XDP_REDIRECT);
+    EXPECT_EQ(describe_diff(expected, r.frame), "");
+  }
+
   Sandbox sandbox = Sandbox::create();
   Datapath dp{
       Datapath::Options{.table_slots = 2 * kTableSize, .affinity_entries = 65536, .pin_dir = ""}};
@@ -832,14 +840,9 @@ TEST_F(NextHopCache, HoldsTheFibAnswerAndFollowsANeighbourChangeAfterItsTtl) {
 
   // The gateway's MAC changes (a replaced NIC, a failover of its own).
   sh("ip neigh replace " + gw1.addr.str() + " lladdr 02:00:00:00:b0:99 dev gw0 nud permanent");
-  std::this_thread::sleep_for(std::chrono::nanoseconds(2 * IKELB_NEXTHOP_TTL_NS));
-  r = run_xdp(dp.prog_fd(), frame, sandbox.client_ifindex);
-  ASSERT_EQ(r.verdict, XDP_REDIRECT);
-  EXPECT_EQ(
-      describe_diff(
-          Frame(to_backend(in, gw1, c)).eth(kGatewayPortMac, mac("02:00:00:00:b0:99")).build(),
-          r.frame),
-      "");
+  expect_redirected_after_ttl(
+      frame, sandbox.client_ifindex,
+      Frame(to_backend(in, gw1, c)).eth(kGatewayPortMac, mac("02:00:00:00:b0:99")).build());
 }
 
 // Replies: the next hop towards a client is cached by client address, the same way.
@@ -864,14 +867,9 @@ TEST_F(NextHopCache, RepliesCacheTheClientsNextHopAndFollowANeighbourChange) {
 
   // The clients' router is replaced.
   sh("ip neigh replace 198.51.100.2 lladdr 02:00:00:00:c0:99 dev cli0 nud permanent");
-  std::this_thread::sleep_for(std::chrono::nanoseconds(2 * IKELB_NEXTHOP_TTL_NS));
-  r = run_xdp(dp.prog_fd(), frame, sandbox.gateway_ifindex);
-  ASSERT_EQ(r.verdict, XDP_REDIRECT);
-  EXPECT_EQ(
-      describe_diff(
-          Frame(to_client(reply, kVip4, c)).eth(kClientPortMac, mac("02:00:00:00:c0:99")).build(),
-          r.frame),
-      "");
+  expect_redirected_after_ttl(
+      frame, sandbox.gateway_ifindex,
+      Frame(to_client(reply, kVip4, c)).eth(kClientPortMac, mac("02:00:00:00:c0:99")).build());
 }
 
 }  // namespace

@@ -505,6 +505,22 @@ class E2eTest : public NetnsFixture {
   }
 
   // Each client's one gateway; a failure for a client seen on none or several.
+  // The gateway of 1..3 with the most of `where`'s clients (the lowest on a tie), its clients and
+  // the others.
+  struct Split {
+    int gw = 1;
+    std::vector<std::string> on_it, others;
+  };
+  static Split busiest_gateway(const std::map<std::string, int>& where) {
+    std::map<int, int> per_gw;
+    for (const auto& [c, gw] : where) per_gw[gw]++;
+    Split s;
+    for (int gw : {2, 3})
+      if (per_gw[gw] > per_gw[s.gw]) s.gw = gw;
+    for (const auto& [c, gw] : where) (gw == s.gw ? s.on_it : s.others).push_back(c);
+    return s;
+  }
+
   std::map<std::string, int> single_gateway(const Placement& p,
                                             const std::vector<std::string>& names) {
     std::map<std::string, int> out;
@@ -876,13 +892,9 @@ TEST_F(E2eTest, GatewayFailureMovesItsClientsOnly) {
   connect(names, kDpdClient);
   auto where = single_gateway(placement(names), names);
   ASSERT_EQ(where.size(), names.size());
-  std::map<int, int> per_gw;
-  for (const auto& [c, gw] : where) per_gw[gw]++;
-  int victim = 1;
-  for (int gw : {2, 3})
-    if (per_gw[gw] > per_gw[victim]) victim = gw;
-  std::vector<std::string> moved, stayed;
-  for (const auto& [c, gw] : where) (gw == victim ? moved : stayed).push_back(c);
+  const Split split = busiest_gateway(where);
+  const int victim = split.gw;
+  const std::vector<std::string>&moved = split.on_it, &stayed = split.others;
   ASSERT_FALSE(moved.empty());
   auto before = client_sas(names);
 
@@ -955,14 +967,10 @@ TEST_F(E2eTest, DrainKeepsSasRekeysAndEndsDrained) {
   connect(names);
   auto where = single_gateway(placement(names), names);
   ASSERT_EQ(where.size(), names.size());
-  std::map<int, int> per_gw;
-  for (const auto& [c, gw] : where) per_gw[gw]++;
-  int drained = 1;
-  for (int gw : {2, 3})
-    if (per_gw[gw] > per_gw[drained]) drained = gw;
+  const Split split = busiest_gateway(where);
+  const int drained = split.gw;
   const std::string gwname = "gw" + std::to_string(drained);
-  std::vector<std::string> on_it, others;
-  for (const auto& [c, gw] : where) (gw == drained ? on_it : others).push_back(c);
+  const std::vector<std::string>& on_it = split.on_it;
   ASSERT_FALSE(on_it.empty());
   // Traffic keeps every client seen (the affinity idle timeout is short here; clients that are
   // silent for longer count as gone).

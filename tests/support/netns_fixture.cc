@@ -1,8 +1,5 @@
 #include "netns_fixture.h"
 
-#include <arpa/inet.h>
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
@@ -107,58 +104,35 @@ void NetnsFixture::dump_logs() {
     std::fprintf(stderr, "---- data path ----\n%s\n", datapath_report().c_str());
 }
 
-namespace {
-
-// The sum over CPUs of entry `key` of the per-CPU u64 array `fd`.
-std::optional<uint64_t> percpu_sum(int fd, uint32_t key) {
-  std::vector<uint64_t> values(static_cast<size_t>(std::max(libbpf_num_possible_cpus(), 1)));
-  if (bpf_map_lookup_elem(fd, &key, values.data()) != 0) return std::nullopt;
-  uint64_t sum = 0;
-  for (uint64_t v : values) sum += v;
-  return sum;
-}
-
-}  // namespace
-
 std::string NetnsFixture::datapath_report() {
-  const std::string pins = bpffs_ + "/ikelb/";
   std::string out;
-  auto counters = [&](const char* map, uint32_t count, std::string_view (*name)(uint32_t)) {
-    int fd = bpf_obj_get((pins + map).c_str());
-    if (fd < 0) {
-      out += std::string(map) + ": " + std::strerror(errno) + "\n";
-      return;
+  try {
+    // Adopts the agent's pinned maps (all present: the pin directory exists) and only reads.
+    Datapath dp({.pin_dir = bpffs_ + "/ikelb"});
+    auto counters = [&](const char* what, const auto& values, std::string_view (*name)(uint32_t)) {
+      out += what;
+      out += ":";
+      for (uint32_t k = 0; k < values.size(); k++)
+        if (values[k]) out += " " + std::string(name(k)) + "=" + std::to_string(values[k]);
+      out += "\n";
+    };
+    counters("outcomes", dp.outcomes(), outcome_name);
+    counters("events", dp.events(), event_name);
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    const int64_t now = int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+    Datapath::AffinityCursor cursor;
+    while (dp.scan_affinity(
+        cursor, 256, [&](const ikelb_affinity_key& k, const ikelb_affinity_value& v) {
+          out += "affinity: " + IpAddress{k.family, k.client}.str() + " -> backend " +
+                 std::to_string(v.backend_id) + ", seen " +
+                 std::to_string((now - static_cast<int64_t>(v.last_seen_ns)) / 1000000) +
+                 " ms ago\n";
+        })) {
     }
-    out += map;
-    out += ":";
-    for (uint32_t k = 0; k < count; k++)
-      if (auto v = percpu_sum(fd, k); v && *v)
-        out += " " + std::string(name(k)) + "=" + std::to_string(*v);
-    out += "\n";
-    close(fd);
-  };
-  counters("outcomes", IKELB_OUTCOME_MAX, outcome_name);
-  counters("events", IKELB_EVENT_MAX, event_name);
-
-  int fd = bpf_obj_get((pins + "affinity").c_str());
-  if (fd < 0) return out + "affinity: " + std::strerror(errno) + "\n";
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  const int64_t now = int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-  ikelb_affinity_key key{}, next{};
-  ikelb_affinity_value value{};
-  int entries = 0;
-  for (void* prev = nullptr; bpf_map_get_next_key(fd, prev, &next) == 0 && entries < 200;
-       prev = &key, key = next) {
-    if (bpf_map_lookup_elem(fd, &next, &value) != 0) continue;
-    char addr[INET6_ADDRSTRLEN] = "?";
-    inet_ntop(next.family == IKELB_AF_INET ? AF_INET : AF_INET6, &next.client, addr, sizeof addr);
-    out += "affinity: " + std::string(addr) + " -> backend " + std::to_string(value.backend_id) +
-           ", seen " + std::to_string((now - static_cast<int64_t>(value.last_seen_ns)) / 1000000) +
-           " ms ago\n";
-    entries++;
+  } catch (const std::exception& e) {
+    out += std::string("reading the pinned maps: ") + e.what() + "\n";
   }
-  close(fd);
   return out;
 }
 
