@@ -40,6 +40,18 @@ std::string_view to_string(ProbeMode m) {
   return "?";
 }
 
+std::string_view to_string(ReversePathCheck c) {
+  switch (c) {
+    case ReversePathCheck::kStrict:
+      return "strict";
+    case ReversePathCheck::kStrictMac:
+      return "strict_mac";
+    case ReversePathCheck::kOff:
+      return "off";
+  }
+  return "?";
+}
+
 std::string_view to_string(XdpMode m) {
   switch (m) {
     case XdpMode::kNative:
@@ -489,6 +501,7 @@ class Validator {
                         {"metrics", false},
                         {"affinity", false},
                         {"log_level", false},
+                        {"edge", false},
                         {"virtual_servers", true}}))
       return;
 
@@ -528,6 +541,8 @@ class Validator {
       } else if (key == "log_level") {
         if (auto l = expect_enum(path, v, {"debug", "info", "warning", "error"}))
           c.log_level = v.get<std::string>();
+      } else if (key == "edge") {
+        validate_edge(path, v, c);
       } else if (key == "virtual_servers") {
         validate_virtual_servers(path, v, c);
       }
@@ -601,6 +616,66 @@ class Validator {
         c.affinity_max_entries = static_cast<uint32_t>(*n);
   }
 
+  void validate_edge(const std::string& path, const Json& v, Config& c) {
+    if (!expect_object(path, v, {{"reverse_path_check", false}})) return;
+    if (auto it = v.find("reverse_path_check"); it != v.end())
+      if (auto m =
+              expect_enum(child(path, "reverse_path_check"), *it, {"strict", "strict_mac", "off"}))
+        c.reverse_path_check = *m == 0   ? ReversePathCheck::kStrict
+                               : *m == 1 ? ReversePathCheck::kStrictMac
+                                         : ReversePathCheck::kOff;
+  }
+
+  std::optional<RateLimit> expect_rate(const std::string& path, const Json& v) {
+    if (!expect_object(path, v, {{"rate", true}, {"burst", false}})) return std::nullopt;
+    RateLimit r;
+    bool ok = v.contains("rate");
+    if (auto it = v.find("rate"); it != v.end()) {
+      auto n = expect_uint(child(path, "rate"), *it, 1, 10000000);
+      ok = ok && n;
+      if (n) r.rate = static_cast<uint32_t>(*n);
+    }
+    if (auto it = v.find("burst"); it != v.end()) {
+      auto n = expect_uint(child(path, "burst"), *it, 1, 10000000);
+      ok = ok && n;
+      if (n) r.burst = static_cast<uint32_t>(*n);
+    }
+    return ok ? std::optional(r) : std::nullopt;
+  }
+
+  void validate_init_limit(const std::string& path, const Json& v,
+                           const std::optional<IpAddress>& vs_address,
+                           std::optional<IkeInitLimit>& out) {
+    if (!expect_object(path, v,
+                       {{"per_source", false}, {"total", false}, {"ipv6_prefix_len", false}}))
+      return;
+    IkeInitLimit lim;
+    bool ok = true;
+    if (auto it = v.find("per_source"); it != v.end())
+      ok = (lim.per_source = expect_rate(child(path, "per_source"), *it)).has_value() && ok;
+    if (auto it = v.find("total"); it != v.end())
+      ok = (lim.total = expect_rate(child(path, "total"), *it)).has_value() && ok;
+    if (!v.contains("per_source") && !v.contains("total")) {
+      error(path, "needs \"per_source\", \"total\" or both");
+      ok = false;
+    }
+    if (auto it = v.find("ipv6_prefix_len"); it != v.end()) {
+      std::string p = child(path, "ipv6_prefix_len");
+      auto n = expect_uint(p, *it, 1, 128);
+      if (n && vs_address && vs_address->family != IKELB_AF_INET6) {
+        error(p, "applies to IPv6 sources, but the virtual server's address is IPv4");
+        n.reset();
+      }
+      if (n && !v.contains("per_source")) {
+        error(p, "applies to \"per_source\" buckets, and there is no \"per_source\"");
+        n.reset();
+      }
+      ok = ok && n;
+      if (n) lim.ipv6_prefix_len = static_cast<uint32_t>(*n);
+    }
+    if (ok) out = lim;
+  }
+
   void validate_virtual_servers(const std::string& path, const Json& v, Config& c) {
     if (!expect_array(path, v)) return;
     if (v.empty()) error(path, "must list at least one virtual server");
@@ -623,6 +698,7 @@ class Validator {
                         {"esp", false},
                         {"maglev_table_size", false},
                         {"health_check", false},
+                        {"ike_sa_init_limit", false},
                         {"backends", true}}))
       return;
 
@@ -696,6 +772,9 @@ class Validator {
 
     if (auto it = v.find("health_check"); it != v.end())
       validate_health_check(child(path, "health_check"), *it, address, vs.health_check);
+
+    if (auto it = v.find("ike_sa_init_limit"); it != v.end())
+      validate_init_limit(child(path, "ike_sa_init_limit"), *it, address, vs.ike_sa_init_limit);
 
     if (auto it = v.find("backends"); it != v.end())
       validate_backends(index, child(path, "backends"), *it, address, vs);

@@ -39,6 +39,26 @@ struct HealthCheck {
   std::optional<IpAddress> source;         // probe source address; default: kernel's choice
 };
 
+// A token bucket: `rate` requests per second on average, `burst` at once.
+struct RateLimit {
+  uint32_t rate = 0;
+  uint32_t burst = 1;
+  friend bool operator==(const RateLimit&, const RateLimit&) = default;
+};
+
+// Limits of new IKE_SA_INIT requests (responder SPI 0) to a virtual server, applied in XDP to
+// sources without an established affinity entry. At least one of the two is set.
+struct IkeInitLimit {
+  std::optional<RateLimit> per_source;  // per IPv4 address or IPv6 prefix
+  std::optional<RateLimit> total;       // all sources of the virtual server together
+  uint32_t ipv6_prefix_len = 64;        // IPv6 sources sharing one per-source bucket
+  friend bool operator==(const IkeInitLimit&, const IkeInitLimit&) = default;
+};
+
+// How a reply from a backend address is checked before it is translated to come from the VIP.
+enum class ReversePathCheck { kStrict, kStrictMac, kOff };
+std::string_view to_string(ReversePathCheck c);  // "strict", "strict_mac", "off"
+
 struct BackendConfig {
   std::string name;
   IpAddress address;
@@ -54,6 +74,7 @@ struct VirtualServerConfig {
   bool esp = true;
   uint32_t maglev_table_size = 65537;
   HealthCheck health_check;
+  std::optional<IkeInitLimit> ike_sa_init_limit;
   std::vector<BackendConfig> backends;
 };
 
@@ -68,6 +89,7 @@ struct Config {
   uint32_t affinity_idle_timeout_s = 3600;                       // 0: never expire by age
   uint32_t affinity_max_entries = 1048576;
   std::string log_level = "warning";  // "debug", "info", "warning", "error"
+  ReversePathCheck reverse_path_check = ReversePathCheck::kStrict;  // "edge.reverse_path_check"
   std::vector<VirtualServerConfig> virtual_servers;
 };
 

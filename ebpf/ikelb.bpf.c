@@ -2,8 +2,12 @@
 /*
  * ikelb XDP data path. Client -> VIP packets (UDP service ports, ESP, and their fragments) get
  * their destination rewritten to a backend chosen by affinity or Maglev on the client's source
- * address; backend -> client replies get their source rewritten to the VIP. Nothing else is
- * touched. See DESIGN.md "Packet walk".
+ * address; backend -> client replies get their source rewritten to the VIP, once the reverse-path
+ * check says they came from the backend's side. ICMP errors about that traffic are translated
+ * the same way (icmp.h). Nothing else is touched. See DESIGN.md "Packet walk".
+ *
+ * select.h: affinity, Maglev and the checks in front of a new client (spoofed sources, the
+ * IKE_SA_INIT limiter); forward.h: rewrite, TTL, next hop, reverse-path check; icmp.h: ICMP.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -17,52 +21,17 @@
 #include <bpf/bpf_helpers.h>
 
 #include "csum.h"
+#include "forward.h"
+#include "icmp.h"
 #include "ikelb_abi.h"
 #include "maps.h"
 #include "parse.h"
-
-#define IKELB_AF_INET_SYS 2
-#define IKELB_AF_INET6_SYS 10
-#define IKELB_IPPROTO_ESP 50
+#include "select.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-static __always_inline void count_event(__u32 ev) {
-  __u64* v = bpf_map_lookup_elem(&events, &ev);
-  if (v) *v += 1;
-}
-
-static __always_inline void count_traffic(__u32 vs_id, __u32 backend_id, __u32 dir, __u32 len) {
-  struct ikelb_traffic* t = bpf_map_lookup_elem(&vs_stats, &vs_id);
-  if (t && dir < IKELB_DIR_MAX) {
-    t->packets[dir] += 1;
-    t->bytes[dir] += len;
-  }
-  struct ikelb_backend_stats* b = bpf_map_lookup_elem(&backend_stats, &backend_id);
-  if (b && dir < IKELB_DIR_MAX) {
-    b->traffic.packets[dir] += 1;
-    b->traffic.bytes[dir] += len;
-  }
-}
-
-static __always_inline void count_backend(__u32 backend_id, int failover) {
-  struct ikelb_backend_stats* b = bpf_map_lookup_elem(&backend_stats, &backend_id);
-  if (!b) return;
-  if (failover)
-    b->failovers_from += 1;
-  else
-    b->new_clients += 1;
-}
-
-static __always_inline int lookup_service(const struct ikelb_addr* addr, __u8 family, __u8 proto,
-                                          __u16 port, __u32* vs_id) {
-  struct ikelb_vip_key key = {.family = family, .proto = proto, .port = port};
-  __builtin_memcpy(&key.addr, addr, sizeof(key.addr));
-  struct ikelb_vip_value* v = bpf_map_lookup_elem(&vips, &key);
-  if (!v) return 0;
-  *vs_id = v->vs_id;
-  return 1;
-}
+_Static_assert(IKELB_OUTCOME_MAX <= IKELB_COUNTER_SLOTS, "outcome counter slots");
+_Static_assert(IKELB_EVENT_MAX <= IKELB_COUNTER_SLOTS, "event counter slots");
 
 /* The L4 check for packets we own (to a VIP service or a reply from a backend). A lying length
  * must not be forwarded: the gateway would see a datagram the client never sent. */
@@ -92,210 +61,6 @@ static __always_inline __u16 udp_port(struct pkt* p, void* data_end, int source)
   return source ? udp->source : udp->dest;
 }
 
-static __always_inline int backend_takes_new(struct ikelb_backend* be, __u32 vs_id) {
-  return be && be->vs_id == vs_id && be->state == IKELB_BACKEND_ACTIVE;
-}
-
-static __always_inline int backend_takes_pinned(struct ikelb_backend* be, __u32 vs_id) {
-  return be && be->vs_id == vs_id &&
-         (be->state == IKELB_BACKEND_ACTIVE || be->state == IKELB_BACKEND_DRAINING);
-}
-
-/* Affinity first, then Maglev. Returns the backend id or IKELB_NO_BACKEND. */
-static __always_inline __u32 select_backend(struct pkt* p, __u32 vs_id, __u64 now,
-                                            struct ikelb_backend** out) {
-  __u32 zero = 0;
-  struct ikelb_settings* cfg = bpf_map_lookup_elem(&settings, &zero);
-  __u64 idle = cfg ? cfg->affinity_idle_ns : 0;
-
-  struct ikelb_affinity_key akey = {.vs_id = vs_id, .family = p->family};
-  __builtin_memcpy(&akey.client, &p->src, sizeof(akey.client));
-  struct ikelb_affinity_value* aff = bpf_map_lookup_elem(&affinity, &akey);
-  if (aff) {
-    __u32 pinned = aff->backend_id;
-    struct ikelb_backend* be = bpf_map_lookup_elem(&backends, &pinned);
-    /* Another CPU may have refreshed the entry since this one read the clock: a last-seen time
-     * after `now` is age 0, not an unsigned wrap that would move the client. */
-    __u64 seen = aff->last_seen_ns;
-    __u64 age = now > seen ? now - seen : 0;
-    if (idle && age > idle) {
-      count_event(IKELB_EV_AFFINITY_EXPIRED);
-    } else if (backend_takes_pinned(be, vs_id)) {
-      count_event(IKELB_EV_AFFINITY_HIT);
-      if (age > IKELB_AFFINITY_REFRESH_NS) aff->last_seen_ns = now;
-      *out = be;
-      return pinned;
-    } else {
-      count_event(IKELB_EV_FAILOVER);
-      count_backend(pinned, 1);
-    }
-  } else {
-    count_event(IKELB_EV_AFFINITY_MISS);
-  }
-
-  struct ikelb_vs* v = bpf_map_lookup_elem(&vs, &vs_id);
-  if (!v || v->table_size == 0) return IKELB_NO_BACKEND;
-  __u32 slot = ikelb_client_hash(&p->src, p->family) % v->table_size;
-#pragma unroll
-  for (int i = 0; i < IKELB_MAGLEV_PROBES; i++) {
-    __u32 idx = v->table_base + slot;
-    __u32* bid = bpf_map_lookup_elem(&maglev, &idx);
-    if (!bid) return IKELB_NO_BACKEND;
-    __u32 id = *bid;
-    struct ikelb_backend* be = bpf_map_lookup_elem(&backends, &id);
-    if (backend_takes_new(be, vs_id)) {
-      if (i) count_event(IKELB_EV_MAGLEV_PROBED);
-      struct ikelb_affinity_value val = {.backend_id = id, .last_seen_ns = now};
-      bpf_map_update_elem(&affinity, &akey, &val, BPF_ANY);
-      count_backend(id, 0);
-      *out = be;
-      return id;
-    }
-    slot = slot + 1 == v->table_size ? 0 : slot + 1;
-  }
-  return IKELB_NO_BACKEND;
-}
-
-/* Replace the destination (forward) or source (reverse) address, fixing the IPv4 header checksum
- * and the UDP checksum (its pseudo-header covers both addresses). Non-first fragments carry no
- * UDP header; a first fragment's UDP checksum covers the whole datagram, and the same delta
- * applies. */
-static __always_inline void rewrite_addr(struct pkt* p, void* data_end, const struct ikelb_addr* to,
-                                         int source) {
-  __u16* l4_check = 0;
-  if (p->proto == IPPROTO_UDP && p->frag != FRAG_LATER) {
-    struct udphdr* udp = p->l4;
-    if ((void*)(udp + 1) <= data_end) l4_check = &udp->check;
-  }
-  if (p->family == IKELB_AF_INET) {
-    struct iphdr* ip = p->l3;
-    if ((void*)(ip + 1) > data_end) return;
-    __u32* field = source ? &ip->saddr : &ip->daddr;
-    __u32 old = *field;
-    *field = to->u32[0];
-    ip->check = csum_replace(ip->check, &old, &to->u32[0], 1);
-    if (l4_check) udp_csum_replace(l4_check, &old, &to->u32[0], 1);
-  } else {
-    struct ipv6hdr* ip6 = p->l3;
-    if ((void*)(ip6 + 1) > data_end) return;
-    struct ikelb_addr old;
-    void* field = source ? (void*)&ip6->saddr : (void*)&ip6->daddr;
-    __builtin_memcpy(&old, field, 16);
-    __builtin_memcpy(field, to, 16);
-    if (l4_check) udp_csum_replace(l4_check, old.u32, to->u32, 4);
-  }
-}
-
-static __always_inline void decrement_ttl(struct pkt* p, void* data_end) {
-  if (p->family == IKELB_AF_INET) {
-    struct iphdr* ip = p->l3;
-    if ((void*)(ip + 1) > data_end) return;
-    /* As the kernel's ip_decrease_ttl(): TTL is the high byte of its checksummed word. */
-    __u32 check = ip->check;
-    check += bpf_htons(0x0100);
-    ip->check = (__u16)(check + (check >= 0xffff));
-    ip->ttl--;
-  } else {
-    struct ipv6hdr* ip6 = p->l3;
-    if ((void*)(ip6 + 1) > data_end) return;
-    ip6->hop_limit--;
-  }
-}
-
-static __always_inline __u8 ttl_of(struct pkt* p, void* data_end) {
-  if (p->family == IKELB_AF_INET) {
-    struct iphdr* ip = p->l3;
-    if ((void*)(ip + 1) > data_end) return 0;
-    return ip->ttl;
-  }
-  struct ipv6hdr* ip6 = p->l3;
-  if ((void*)(ip6 + 1) > data_end) return 0;
-  return ip6->hop_limit;
-}
-
-/* Asks the FIB for the rewritten packet's next hop, as a router would. Returns
- * BPF_FIB_LKUP_RET_*, or -1 for a packet too short to read. */
-static __always_inline long fib_lookup(struct xdp_md* ctx, struct pkt* p,
-                                       struct bpf_fib_lookup* fib) {
-  void* data_end = (void*)(long)ctx->data_end;
-  fib->ifindex = ctx->ingress_ifindex;
-  fib->l4_protocol = p->proto;
-  fib->tot_len = p->ip_len;
-  if (p->family == IKELB_AF_INET) {
-    struct iphdr* ip = p->l3;
-    if ((void*)(ip + 1) > data_end) return -1;
-    fib->family = IKELB_AF_INET_SYS;
-    fib->tos = ip->tos;
-    fib->ipv4_src = ip->saddr;
-    fib->ipv4_dst = ip->daddr;
-  } else {
-    struct ipv6hdr* ip6 = p->l3;
-    if ((void*)(ip6 + 1) > data_end) return -1;
-    fib->family = IKELB_AF_INET6_SYS;
-    fib->flowinfo = p->flowinfo;
-    __builtin_memcpy(fib->ipv6_src, &ip6->saddr, 16);
-    __builtin_memcpy(fib->ipv6_dst, &ip6->daddr, 16);
-  }
-  return bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
-}
-
-/* Route the rewritten packet like a router would. The TTL is decremented only when XDP sends the
- * packet itself; when the kernel takes over (XDP_PASS) it forwards and decrements on its own.
- * The next hop comes from the cache entry `nh` while it is fresh (struct ikelb_nexthop); a new
- * FIB answer refreshes `nh`, or, without one, is added to client_nexthops under `new_key`. */
-static __always_inline int forward(struct xdp_md* ctx, struct pkt* p, struct ikelb_nexthop* nh,
-                                   const struct ikelb_nexthop_key* new_key, __u64 now,
-                                   int* action) {
-  void* data = (void*)(long)ctx->data;
-  void* data_end = (void*)(long)ctx->data_end;
-  *action = XDP_PASS;
-  /* XDP cannot send on a VLAN sub-interface; the kernel strips, routes and re-tags. */
-  if (p->vlan_tags) return IKELB_OUT_FWD_KERNEL_VLAN;
-
-  int fresh = nh && now < nh->expires_ns && nh->ingress_ifindex == ctx->ingress_ifindex;
-  struct bpf_fib_lookup fib = {};
-  if (fresh && p->ip_len <= nh->ok_len) {
-    fib.ifindex = nh->egress_ifindex;
-    __builtin_memcpy(fib.dmac, nh->dmac, ETH_ALEN);
-    __builtin_memcpy(fib.smac, nh->smac, ETH_ALEN);
-  } else {
-    long rc = fib_lookup(ctx, p, &fib);
-    if (rc < 0) return IKELB_OUT_DROP_INTERNAL;
-    if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) return IKELB_OUT_FWD_KERNEL_NEIGH;
-    if (rc != BPF_FIB_LKUP_RET_SUCCESS) return IKELB_OUT_FWD_KERNEL_FIB;
-    /* fib.ifindex is now the egress interface. A fresh entry only learns a longer ok_len. */
-    struct ikelb_nexthop learned = {
-        .expires_ns = now + IKELB_NEXTHOP_TTL_NS,
-        .ingress_ifindex = ctx->ingress_ifindex,
-        .egress_ifindex = fib.ifindex,
-        .ok_len = fresh && nh->ok_len > p->ip_len ? nh->ok_len : p->ip_len,
-    };
-    __builtin_memcpy(learned.dmac, fib.dmac, ETH_ALEN);
-    __builtin_memcpy(learned.smac, fib.smac, ETH_ALEN);
-    if (nh)
-      __builtin_memcpy(nh, &learned, sizeof(learned));
-    else if (new_key)
-      bpf_map_update_elem(&client_nexthops, new_key, &learned, BPF_ANY);
-  }
-
-  __u32 egress = fib.ifindex;
-  int same_port = egress == ctx->ingress_ifindex;
-  if (!same_port && !bpf_map_lookup_elem(&tx_ports, &egress))
-    return IKELB_OUT_FWD_KERNEL_NO_TX_PORT;
-
-  struct ethhdr* eth = data;
-  if ((void*)(eth + 1) > data_end) return IKELB_OUT_DROP_INTERNAL;
-  decrement_ttl(p, data_end);
-  __builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-  __builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-  if (same_port) {
-    *action = XDP_TX;
-    return IKELB_OUT_FWD_TX;
-  }
-  *action = bpf_redirect_map(&tx_ports, egress, 0);
-  return IKELB_OUT_FWD_REDIRECT;
-}
-
 /* Client -> VIP. Returns an outcome, or -1 if the packet is not for a VIP service. */
 static __always_inline int handle_to_vip(struct xdp_md* ctx, struct pkt* p, int* action) {
   void* data_end = (void*)(long)ctx->data_end;
@@ -314,9 +79,11 @@ static __always_inline int handle_to_vip(struct xdp_md* ctx, struct pkt* p, int*
   if (ttl_of(p, data_end) <= 1) return IKELB_OUT_PASS_TTL_EXPIRED;
 
   struct ikelb_backend* be = 0;
+  __u32 backend_id = IKELB_NO_BACKEND;
   __u64 now = bpf_ktime_get_ns();
-  __u32 backend_id = select_backend(p, vs_id, now, &be);
-  if (backend_id == IKELB_NO_BACKEND || !be) return IKELB_OUT_DROP_NO_BACKEND;
+  int drop = select_backend(p, data_end, vs_id, port, now, &backend_id, &be);
+  if (drop >= 0) return drop;
+  if (!be) return IKELB_OUT_DROP_NO_BACKEND;
   if (be->family != p->family) return IKELB_OUT_DROP_INTERNAL;
 
   struct ikelb_addr to;
@@ -330,14 +97,8 @@ static __always_inline int handle_to_vip(struct xdp_md* ctx, struct pkt* p, int*
 static __always_inline int handle_from_backend(struct xdp_md* ctx, struct pkt* p, int* action) {
   void* data_end = (void*)(long)ctx->data_end;
   if (p->proto != IPPROTO_UDP && p->proto != IKELB_IPPROTO_ESP) return -1;
-  struct ikelb_reverse_key rkey = {.family = p->family};
-  __builtin_memcpy(&rkey.addr, &p->src, sizeof(rkey.addr));
-  struct ikelb_reverse_value* rev = bpf_map_lookup_elem(&reverse, &rkey);
+  struct ikelb_reverse_value* rev = backend_reply(p);
   if (!rev) return -1;
-  /* A backend answering the agent's health probe: the kernel delivers it to the prober. */
-  struct ikelb_local_key lkey = {.family = p->family};
-  __builtin_memcpy(&lkey.addr, &p->dst, sizeof(lkey.addr));
-  if (bpf_map_lookup_elem(&local_addrs, &lkey)) return -1;
 
   struct ikelb_frag_value fv = {.vs_id = rev->vs_id, .backend_id = rev->backend_id};
   __builtin_memcpy(&fv.vip, &rev->vip, sizeof(fv.vip));
@@ -345,21 +106,26 @@ static __always_inline int handle_from_backend(struct xdp_md* ctx, struct pkt* p
   __builtin_memcpy(&fkey.src, &p->src, sizeof(fkey.src));
   __builtin_memcpy(&fkey.dst, &p->dst, sizeof(fkey.dst));
   __u32 vs_id;
+  __u16 port = 0;
+  __u64 now = bpf_ktime_get_ns();
 
   if (p->proto == IPPROTO_UDP && p->frag == FRAG_LATER) {
     /* No ports here: only the first fragment tells whether this datagram is IKE. */
     struct ikelb_frag_value* known = bpf_map_lookup_elem(&reply_frags, &fkey);
     if (!known) return IKELB_OUT_PASS_FRAG_UNKNOWN;
     __builtin_memcpy(&fv, known, sizeof(fv));
+    if (!from_gateway_side(ctx, p, fv.backend_id, now)) return IKELB_OUT_DROP_REVERSE_PATH;
   } else {
-    __u16 port = udp_port(p, data_end, 1);
+    port = udp_port(p, data_end, 1);
     if (p->proto == IPPROTO_UDP && port == 0) return -1;
     if (!lookup_service(&fv.vip, p->family, p->proto, port, &vs_id)) return -1;
+    if (!from_gateway_side(ctx, p, fv.backend_id, now)) return IKELB_OUT_DROP_REVERSE_PATH;
     if (!l4_sane(p, data_end)) return IKELB_OUT_DROP_MALFORMED_L4;
     if (p->proto == IPPROTO_UDP && p->frag == FRAG_FIRST) {
       bpf_map_update_elem(&reply_frags, &fkey, &fv, BPF_ANY);
       count_event(IKELB_EV_REPLY_FRAGMENT_LEARNED);
     }
+    confirm_client(p, data_end, fv.vs_id, port);
   }
   if (ttl_of(p, data_end) <= 1) return IKELB_OUT_PASS_TTL_EXPIRED;
 
@@ -367,8 +133,7 @@ static __always_inline int handle_from_backend(struct xdp_md* ctx, struct pkt* p
   count_traffic(fv.vs_id, fv.backend_id, IKELB_DIR_TO_CLIENT, p->frame_len);
   struct ikelb_nexthop_key nkey = {.family = p->family};
   __builtin_memcpy(&nkey.addr, &p->dst, sizeof(nkey.addr));
-  return forward(ctx, p, bpf_map_lookup_elem(&client_nexthops, &nkey), &nkey, bpf_ktime_get_ns(),
-                 action);
+  return forward(ctx, p, bpf_map_lookup_elem(&client_nexthops, &nkey), &nkey, now, action);
 }
 
 static __always_inline int outcome_action(int outcome) {
@@ -380,6 +145,11 @@ static __always_inline int outcome_action(int outcome) {
     case IKELB_OUT_DROP_MALFORMED_L4:
     case IKELB_OUT_DROP_NO_BACKEND:
     case IKELB_OUT_DROP_INTERNAL:
+    case IKELB_OUT_DROP_REVERSE_PATH:
+    case IKELB_OUT_DROP_SPOOFED_CLIENT:
+    case IKELB_OUT_DROP_INIT_LIMIT_SOURCE:
+    case IKELB_OUT_DROP_INIT_LIMIT_TOTAL:
+    case IKELB_OUT_DROP_ICMP_MALFORMED:
       return XDP_DROP;
     default:
       return XDP_PASS;
@@ -393,8 +163,13 @@ static __always_inline int ikelb_process(struct xdp_md* ctx) {
 
   switch (parse_packet(ctx, &p)) {
     case PARSE_OK:
-      outcome = handle_to_vip(ctx, &p, &action);
-      if (outcome < 0) outcome = handle_from_backend(ctx, &p, &action);
+      if (is_icmp(&p)) {
+        outcome = handle_icmp_to_vip(ctx, &p, &action);
+        if (outcome < 0) outcome = handle_icmp_from_backend(ctx, &p, &action);
+      } else {
+        outcome = handle_to_vip(ctx, &p, &action);
+        if (outcome < 0) outcome = handle_from_backend(ctx, &p, &action);
+      }
       if (outcome < 0) outcome = IKELB_OUT_PASS_NOT_OURS;
       break;
     case PARSE_NOT_IP:

@@ -25,6 +25,11 @@
 #define IKELB_DEFAULT_AFFINITY_ENTRIES 1048576
 #define IKELB_FRAG_ENTRIES 8192
 #define IKELB_MAX_LOCAL_ADDRS 256
+/* Slots of the outcome and event counter arrays: room for counters added by later versions, so a
+ * new program adopting pinned counters from an older one still counts everything. */
+#define IKELB_COUNTER_SLOTS 64
+/* Token buckets of the IKE_SA_INIT limiter, one per (virtual server, client source). */
+#define IKELB_INIT_SOURCE_ENTRIES 65536
 
 #define IKELB_NO_BACKEND 0xFFFFFFFFu
 
@@ -60,35 +65,45 @@ enum ikelb_direction {
 
 /* What happened to a packet: every packet the program sees ends in exactly one outcome, so the
  * sum of the outcome counters is the number of packets seen. X(enum suffix, metric label). */
-#define IKELB_OUTCOMES(X)                                                                       \
-  X(FWD_REDIRECT, "forward_redirect")  /* rewritten and redirected to another interface */      \
-  X(FWD_TX, "forward_tx")              /* rewritten and sent back out of its interface */       \
-  X(FWD_KERNEL_NEIGH, "pass_no_neigh") /* rewritten; kernel resolves the next hop */            \
-  X(FWD_KERNEL_VLAN, "pass_vlan")      /* rewritten 802.1Q frame; kernel forwards it */         \
-  X(FWD_KERNEL_FIB, "pass_fib")        /* rewritten; FIB says frag needed/local/blackhole */    \
-  X(FWD_KERNEL_NO_TX_PORT, "pass_no_tx_port") /* rewritten; egress not in tx_ports */           \
-  X(PASS_NOT_IP, "pass_not_ip")               /* ARP and other ethertypes */                    \
-  X(PASS_NOT_OURS, "pass_not_ours")       /* IP, neither to a VIP service nor from a backend */ \
-  X(PASS_TTL_EXPIRED, "pass_ttl_expired") /* TTL/hop limit <= 1: kernel sends time exceeded */  \
-  X(PASS_FRAG_UNKNOWN, "pass_reply_fragment_unknown") /* reply fragment, first not seen */      \
-  X(DROP_MALFORMED_L2, "drop_malformed_l2")           /* truncated Ethernet or VLAN header */   \
-  X(DROP_MALFORMED_IP, "drop_malformed_ip") /* truncated header, bad ihl/version/length */      \
-  X(DROP_MALFORMED_L4, "drop_malformed_l4") /* VIP traffic: truncated or lying UDP/ESP */       \
-  X(DROP_NO_BACKEND, "drop_no_backend")     /* virtual server has no live backend */            \
-  X(DROP_INTERNAL, "drop_internal")         /* map inconsistency, should never happen */
+#define IKELB_OUTCOMES(X)                                                                         \
+  X(FWD_REDIRECT, "forward_redirect")  /* rewritten and redirected to another interface */        \
+  X(FWD_TX, "forward_tx")              /* rewritten and sent back out of its interface */         \
+  X(FWD_KERNEL_NEIGH, "pass_no_neigh") /* rewritten; kernel resolves the next hop */              \
+  X(FWD_KERNEL_VLAN, "pass_vlan")      /* rewritten 802.1Q frame; kernel forwards it */           \
+  X(FWD_KERNEL_FIB, "pass_fib")        /* rewritten; FIB says frag needed/local/blackhole */      \
+  X(FWD_KERNEL_NO_TX_PORT, "pass_no_tx_port") /* rewritten; egress not in tx_ports */             \
+  X(PASS_NOT_IP, "pass_not_ip")               /* ARP and other ethertypes */                      \
+  X(PASS_NOT_OURS, "pass_not_ours")       /* IP, neither to a VIP service nor from a backend */   \
+  X(PASS_TTL_EXPIRED, "pass_ttl_expired") /* TTL/hop limit <= 1: kernel sends time exceeded */    \
+  X(PASS_FRAG_UNKNOWN, "pass_reply_fragment_unknown") /* reply fragment, first not seen */        \
+  X(DROP_MALFORMED_L2, "drop_malformed_l2")           /* truncated Ethernet or VLAN header */     \
+  X(DROP_MALFORMED_IP, "drop_malformed_ip")       /* truncated header, bad ihl/version/length */  \
+  X(DROP_MALFORMED_L4, "drop_malformed_l4")       /* VIP traffic: truncated or lying UDP/ESP */   \
+  X(DROP_NO_BACKEND, "drop_no_backend")           /* virtual server has no live backend */        \
+  X(DROP_INTERNAL, "drop_internal")               /* map inconsistency, should never happen */    \
+  X(DROP_REVERSE_PATH, "drop_reply_reverse_path") /* from a backend address, but not arrived */   \
+                                                  /* where the route to that backend leaves */    \
+  X(DROP_SPOOFED_CLIENT, "drop_client_spoofed")   /* to a VIP from a backend or VIP address */    \
+  X(DROP_INIT_LIMIT_SOURCE, "drop_ike_init_limit_source") /* IKE_SA_INIT over per-source rate */  \
+  X(DROP_INIT_LIMIT_TOTAL, "drop_ike_init_limit_total")   /* IKE_SA_INIT over the VIP's rate */   \
+  X(PASS_ICMP_OTHER, "pass_icmp_other") /* ICMP to a VIP or from a backend, not an error about */ \
+                                        /* VIP traffic (echo, quotes of other traffic) */         \
+  X(DROP_ICMP_MALFORMED, "drop_icmp_malformed") /* such an ICMP error with a truncated quote */
 
 #define IKELB_X_ENUM(name, label) IKELB_OUT_##name,
 enum ikelb_outcome { IKELB_OUTCOMES(IKELB_X_ENUM) IKELB_OUTCOME_MAX };
 #undef IKELB_X_ENUM
 
 /* Things that happen on the way, counted independently of the outcome. */
-#define IKELB_EVENTS(X)                                                                       \
-  X(AFFINITY_HIT, "affinity_hit")         /* pinned client, backend may take it */            \
-  X(AFFINITY_MISS, "affinity_miss")       /* no entry: Maglev chose */                        \
-  X(AFFINITY_EXPIRED, "affinity_expired") /* entry older than the idle timeout: Maglev */     \
-  X(FAILOVER, "failover")                 /* pinned to a down/disabled/removed backend */     \
-  X(MAGLEV_PROBED, "maglev_probed")       /* Maglev slot not active, a following slot used */ \
-  X(REPLY_FRAGMENT_LEARNED, "reply_fragment_learned") /* first fragment of a reply */
+#define IKELB_EVENTS(X)                                                                           \
+  X(AFFINITY_HIT, "affinity_hit")         /* pinned client, backend may take it */                \
+  X(AFFINITY_MISS, "affinity_miss")       /* no entry: Maglev chose */                            \
+  X(AFFINITY_EXPIRED, "affinity_expired") /* entry older than the idle timeout: Maglev */         \
+  X(FAILOVER, "failover")                 /* pinned to a down/disabled/removed backend */         \
+  X(MAGLEV_PROBED, "maglev_probed")       /* Maglev slot not active, a following slot used */     \
+  X(REPLY_FRAGMENT_LEARNED, "reply_fragment_learned") /* first fragment of a reply */             \
+  X(ICMP_TO_BACKEND, "icmp_to_backend") /* ICMP error about VIP -> client, sent to the backend */ \
+  X(ICMP_TO_CLIENT, "icmp_to_client")   /* backend's ICMP error about a client's packet */
 
 #define IKELB_X_ENUM(name, label) IKELB_EV_##name,
 enum ikelb_event { IKELB_EVENTS(IKELB_X_ENUM) IKELB_EVENT_MAX };
@@ -168,9 +183,15 @@ struct ikelb_affinity_key {
 
 struct ikelb_affinity_value {
   __u32 backend_id;
-  __u32 pad;
+  __u32 flags;        /* IKELB_AFFINITY_* */
   __u64 last_seen_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
 };
+
+/* The entry was created by an IKE_SA_INIT request of a virtual server with an IKE_SA_INIT limit,
+ * and its backend has not yet sent that client an IKE message of a later exchange. Until then the
+ * client's IKE_SA_INIT requests stay subject to the limit: otherwise one admitted request would
+ * exempt its source for good. */
+#define IKELB_AFFINITY_PROVISIONAL 1u
 
 /* reply_frags (LRU): the first fragment of a reply seen from a backend, so its non-first
  * fragments (no ports) are translated the same way. id is the IPv4 id (network order, in the
@@ -188,6 +209,44 @@ struct ikelb_frag_value {
   struct ikelb_addr vip;
   __u32 vs_id;
   __u32 backend_id;
+};
+
+/* edge (one-element array, rewritten on reload): how replies are checked. All-zero (never
+ * written) is the safe default. */
+enum ikelb_reverse_path_mode {
+  IKELB_RP_STRICT = 0,     /* the route to the backend must leave through the ingress port */
+  IKELB_RP_STRICT_MAC = 1, /* and the frame must come from that route's next-hop MAC */
+  IKELB_RP_OFF = 2,        /* no check (asymmetric routing towards the backends) */
+};
+struct ikelb_edge_settings {
+  __u32 reverse_path; /* enum ikelb_reverse_path_mode */
+  __u32 pad;
+};
+
+/* init_limits, index vs_id (rewritten on reload): generic cell rate algorithm (GCRA) limits of
+ * IKE_SA_INIT requests. A request is admitted when its bucket's theoretical arrival time is no
+ * more than tolerance ahead of now, and then moves it interval ahead: `rate` per second with
+ * bursts of `burst` is interval = 1e9 / rate, tolerance = (burst - 1) * interval. An interval of
+ * 0 means no limit of that kind. */
+struct ikelb_init_limit {
+  __u64 source_interval_ns;
+  __u64 source_tolerance_ns;
+  __u64 total_interval_ns;
+  __u64 total_tolerance_ns;
+  __u8 ipv6_prefix_len; /* IPv6 sources share a bucket per prefix of this length (1..128) */
+  __u8 pad[7];
+};
+
+/* init_sources (LRU; key: struct ikelb_affinity_key with the address masked to the source
+ * prefix) and init_totals (index vs_id): each bucket's theoretical arrival time, in
+ * bpf_ktime_get_ns() time. The agent never writes them, so a reload keeps every bucket. */
+
+/* vs_edge_stats (per CPU, index vs_id): what the IKE_SA_INIT limiter did. */
+struct ikelb_vs_edge_stats {
+  __u64 init_admitted;
+  __u64 init_limited_source;
+  __u64 init_limited_total;
+  __u64 pad;
 };
 
 /* settings: a one-element array the agent rewrites on reload. */
@@ -289,6 +348,12 @@ struct ikelb_backend_meta {
 #define IKELB_MAP_BACKEND_META "backend_meta"
 #define IKELB_MAP_NEXTHOPS "nexthops"
 #define IKELB_MAP_CLIENT_NEXTHOPS "client_nexthops"
+#define IKELB_MAP_GATEWAY_ROUTES "gateway_routes"
+#define IKELB_MAP_EDGE "edge"
+#define IKELB_MAP_INIT_LIMITS "init_limits"
+#define IKELB_MAP_INIT_SOURCES "init_sources"
+#define IKELB_MAP_INIT_TOTALS "init_totals"
+#define IKELB_MAP_VS_EDGE_STATS "vs_edge_stats"
 
 /* The Maglev index of a client: a hash of its address only (never the port), so every packet of
  * a client, fragments included, maps to one slot. Shared with C++ so tests and tools can predict
@@ -317,6 +382,8 @@ static inline __attribute__((always_inline)) __u32 ikelb_client_hash(const struc
 }
 
 #ifdef __cplusplus
+static_assert(IKELB_OUTCOME_MAX <= IKELB_COUNTER_SLOTS);
+static_assert(IKELB_EVENT_MAX <= IKELB_COUNTER_SLOTS);
 static_assert(sizeof(struct ikelb_addr) == 16);
 static_assert(sizeof(struct ikelb_vip_key) == 20);
 static_assert(sizeof(struct ikelb_vip_value) == 8);
@@ -330,6 +397,9 @@ static_assert(sizeof(struct ikelb_affinity_value) == 16);
 static_assert(sizeof(struct ikelb_frag_key) == 40);
 static_assert(sizeof(struct ikelb_frag_value) == 24);
 static_assert(sizeof(struct ikelb_settings) == 8);
+static_assert(sizeof(struct ikelb_edge_settings) == 8);
+static_assert(sizeof(struct ikelb_init_limit) == 40);
+static_assert(sizeof(struct ikelb_vs_edge_stats) == 32);
 static_assert(sizeof(struct ikelb_nexthop) == 32);
 static_assert(sizeof(struct ikelb_nexthop_key) == 20);
 static_assert(sizeof(struct ikelb_traffic) == 32);

@@ -118,17 +118,62 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, IKELB_OUTCOME_MAX);
+  __uint(max_entries, IKELB_COUNTER_SLOTS);
   __type(key, __u32);
   __type(value, __u64);
 } outcomes SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, IKELB_EVENT_MAX);
+  __uint(max_entries, IKELB_COUNTER_SLOTS);
   __type(key, __u32);
   __type(value, __u64);
 } events SEC(".maps");
+
+/* Where the route to each backend leaves, by backend id, per CPU: the reverse-path check of
+ * replies (ikelb_abi.h, struct ikelb_nexthop; egress_ifindex 0: no route). */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, IKELB_MAX_BACKENDS);
+  __type(key, __u32);
+  __type(value, struct ikelb_nexthop);
+} gateway_routes SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct ikelb_edge_settings);
+} edge SEC(".maps");
+
+/* IKE_SA_INIT limits per virtual server, and their buckets (ikelb_abi.h). */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, IKELB_MAX_VS);
+  __type(key, __u32);
+  __type(value, struct ikelb_init_limit);
+} init_limits SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, IKELB_INIT_SOURCE_ENTRIES);
+  __type(key, struct ikelb_affinity_key);
+  __type(value, __u64);
+} init_sources SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, IKELB_MAX_VS);
+  __type(key, __u32);
+  __type(value, __u64);
+} init_totals SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, IKELB_MAX_VS);
+  __type(key, __u32);
+  __type(value, struct ikelb_vs_edge_stats);
+} vs_edge_stats SEC(".maps");
 
 /* Agent bookkeeping (see ikelb_abi.h); the program never touches these. */
 struct {

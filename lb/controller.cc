@@ -75,6 +75,37 @@ std::string label(const std::string& vs, const std::string& name) {
 
 }  // namespace
 
+ikelb_init_limit init_limit_entry(const std::optional<IkeInitLimit>& limit) {
+  ikelb_init_limit e{};
+  if (!limit) return e;
+  // GCRA (ikelb_abi.h): one request per interval on average, `burst` at once.
+  auto set = [](const std::optional<RateLimit>& r, __u64& interval, __u64& tolerance) {
+    if (!r) return;
+    interval = 1'000'000'000ull / r->rate;
+    tolerance = uint64_t{r->burst - 1} * interval;
+  };
+  set(limit->per_source, e.source_interval_ns, e.source_tolerance_ns);
+  set(limit->total, e.total_interval_ns, e.total_tolerance_ns);
+  e.ipv6_prefix_len = static_cast<uint8_t>(limit->ipv6_prefix_len);
+  return e;
+}
+
+ikelb_edge_settings edge_entry(const Config& config) {
+  ikelb_edge_settings e{};
+  switch (config.reverse_path_check) {
+    case ReversePathCheck::kStrict:
+      e.reverse_path = IKELB_RP_STRICT;
+      break;
+    case ReversePathCheck::kStrictMac:
+      e.reverse_path = IKELB_RP_STRICT_MAC;
+      break;
+    case ReversePathCheck::kOff:
+      e.reverse_path = IKELB_RP_OFF;
+      break;
+  }
+  return e;
+}
+
 std::optional<OperatorAction> parse_action(std::string_view word) {
   if (word == "drain") return OperatorAction::kDrain;
   if (word == "undrain") return OperatorAction::kUndrain;
@@ -297,6 +328,7 @@ std::vector<std::string> Controller::apply(const Config& config) {
   // --- Execute. ---
   settings_.affinity_idle_ns = uint64_t{config.affinity_idle_timeout_s} * 1'000'000'000ull;
   maps_.set_settings(settings_);
+  maps_.set_edge(edge_entry(config));
 
   std::set<uint32_t> live_ids;
   std::vector<std::pair<uint32_t, std::string>> leaving;  // id, cause
@@ -367,6 +399,7 @@ std::vector<std::string> Controller::apply(const Config& config) {
     meta.region_base = v.region_base;
     meta.table_size = v.table_size;
     maps_.set_vs_meta(v.id, meta);
+    maps_.set_init_limit(v.id, init_limit_entry(vsc.ike_sa_init_limit));
     write_table(v);
   }
   for (const auto& [id, cause] : leaving) write_backend(backends_.at(id), cause);
@@ -405,6 +438,7 @@ std::vector<std::string> Controller::apply(const Config& config) {
     log_info("virtual server " + it->first + " removed by config");
     maps_.delete_virtual_server(it->second.id);
     maps_.set_vs_meta(it->second.id, ikelb_vs_meta{});
+    maps_.set_init_limit(it->second.id, ikelb_init_limit{});
     it = vs_.erase(it);
   }
   return errors;

@@ -40,6 +40,10 @@ constexpr bool affinity_live(uint64_t last_seen_ns, uint64_t now_ns, uint64_t id
   return idle_ns == 0 || last_seen_ns >= now_ns || now_ns - last_seen_ns <= idle_ns;
 }
 
+// The data path's form of a virtual server's IKE_SA_INIT limit (all zero: none).
+ikelb_init_limit init_limit_entry(const std::optional<IkeInitLimit>& limit);
+ikelb_edge_settings edge_entry(const Config& config);
+
 enum class OperatorAction { kDrain, kUndrain, kDisable, kEnable };
 std::optional<OperatorAction> parse_action(std::string_view word);
 

@@ -109,6 +109,14 @@ Datapath::Datapath(const Options& options) : pin_dir_(options.pin_dir) {
           fail(EINVAL, "pinned map " + path +
                            " has a layout this ikelbd does not know (older or newer version); "
                            "`ikelbctl teardown` removes it, and the affinity table with it");
+        if (info.max_entries < bpf_map__max_entries(m) &&
+            (name == IKELB_MAP_OUTCOMES || name == IKELB_MAP_EVENTS)) {
+          // An older version's counter array has no slots for this one's new counters.
+          notes_.push_back("map " + name + " starts from zero: this version counts more kinds");
+          if (unlink(path.c_str()) != 0) fail(errno, "replacing pinned map " + path);
+          check(bpf_map__set_pin_path(m, path.c_str()), "setting pin path " + path);
+          continue;
+        }
         if (info.max_entries != bpf_map__max_entries(m)) {
           notes_.push_back("map " + name + " keeps its pinned size " +
                            std::to_string(info.max_entries) + " (configured " +
@@ -289,6 +297,17 @@ void Datapath::set_settings(const ikelb_settings& s) {
   uint32_t zero = 0;
   check(bpf_map_update_elem(bpf_map__fd(skel_->maps.settings), &zero, &s, BPF_ANY),
         "writing settings");
+}
+
+void Datapath::set_edge(const ikelb_edge_settings& e) {
+  uint32_t zero = 0;
+  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.edge), &zero, &e, BPF_ANY),
+        "writing edge settings");
+}
+
+void Datapath::set_init_limit(uint32_t vs_id, const ikelb_init_limit& limit) {
+  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.init_limits), &vs_id, &limit, BPF_ANY),
+        "writing the IKE_SA_INIT limit of virtual server " + std::to_string(vs_id));
 }
 
 namespace {
@@ -527,6 +546,10 @@ ikelb_traffic Datapath::vs_traffic(uint32_t vs_id) const {
 
 ikelb_backend_stats Datapath::backend_stats(uint32_t id) const {
   return sum_percpu<ikelb_backend_stats>(bpf_map__fd(skel_->maps.backend_stats), id);
+}
+
+ikelb_vs_edge_stats Datapath::vs_edge_stats(uint32_t vs_id) const {
+  return sum_percpu<ikelb_vs_edge_stats>(bpf_map__fd(skel_->maps.vs_edge_stats), vs_id);
 }
 
 uint32_t Datapath::affinity_capacity() const {

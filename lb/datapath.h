@@ -78,6 +78,8 @@ class Datapath : public MapWriter {
   void set_reverse(const IpAddress& backend, const ikelb_reverse_value& value) override;
   void delete_reverse(const IpAddress& backend) override;
   void set_settings(const ikelb_settings& settings) override;
+  void set_edge(const ikelb_edge_settings& edge) override;
+  void set_init_limit(uint32_t vs_id, const ikelb_init_limit& limit) override;
   void set_vs_meta(uint32_t vs_id, const ikelb_vs_meta& meta) override;
   void set_backend_meta(uint32_t id, const ikelb_backend_meta& meta) override;
 
@@ -95,6 +97,7 @@ class Datapath : public MapWriter {
   std::array<uint64_t, IKELB_EVENT_MAX> events() const;
   ikelb_traffic vs_traffic(uint32_t vs_id) const;
   ikelb_backend_stats backend_stats(uint32_t id) const;
+  ikelb_vs_edge_stats vs_edge_stats(uint32_t vs_id) const;
   std::optional<ikelb_affinity_value> affinity(uint32_t vs_id, const IpAddress& client) const;
   std::optional<ikelb_backend> backend(uint32_t id) const;
   uint32_t affinity_capacity() const;

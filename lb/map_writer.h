@@ -53,7 +53,9 @@ class MapWriter {
   virtual void set_reverse(const IpAddress& backend, const ikelb_reverse_value& value) = 0;
   virtual void delete_reverse(const IpAddress& backend) = 0;
   virtual void set_settings(const ikelb_settings& settings) = 0;
-  virtual void set_vs_meta(uint32_t vs_id, const ikelb_vs_meta& meta) = 0;  // zero = free
+  virtual void set_edge(const ikelb_edge_settings& edge) = 0;
+  virtual void set_init_limit(uint32_t vs_id, const ikelb_init_limit& limit) = 0;  // zero = none
+  virtual void set_vs_meta(uint32_t vs_id, const ikelb_vs_meta& meta) = 0;         // zero = free
   virtual void set_backend_meta(uint32_t id, const ikelb_backend_meta& meta) = 0;
 };
 

@@ -53,7 +53,7 @@ TEST(Pinning, RestartAdoptsMapsAndLinkThenTeardownRemovesThem) {
     EXPECT_TRUE(dp.adopted_maps().empty());
     std::string what = dp.attach("gw0", false);
     EXPECT_TRUE(what.starts_with("attached XDP (native) to gw0, program ")) << what;
-    dp.set_affinity(3, client, {.backend_id = 42, .pad = 0, .last_seen_ns = 1});
+    dp.set_affinity(3, client, {.backend_id = 42, .flags = 0, .last_seen_ns = 1});
     first_prog = xdp_prog_id("gw0");
     ASSERT_NE(first_prog, 0u);
   }
@@ -62,7 +62,7 @@ TEST(Pinning, RestartAdoptsMapsAndLinkThenTeardownRemovesThem) {
   EXPECT_TRUE(std::filesystem::exists(pins + "/link_gw0"));
   {
     Datapath dp(pinned(pins));
-    EXPECT_EQ(dp.adopted_maps().size(), 18u);
+    EXPECT_EQ(dp.adopted_maps().size(), 24u);
     auto a = dp.affinity(3, client);
     ASSERT_TRUE(a);
     EXPECT_EQ(a->backend_id, 42u);
@@ -71,7 +71,7 @@ TEST(Pinning, RestartAdoptsMapsAndLinkThenTeardownRemovesThem) {
     EXPECT_NE(xdp_prog_id("gw0"), 0u);
   }
   auto removed = Datapath::teardown(pins);
-  EXPECT_EQ(removed.size(), 19u);  // 18 maps and one link
+  EXPECT_EQ(removed.size(), 25u);  // 24 maps and one link
   EXPECT_EQ(xdp_prog_id("gw0"), 0u);
   EXPECT_FALSE(std::filesystem::exists(pins));
   {
@@ -112,6 +112,38 @@ TEST(Pinning, AChangedProgramIsReplacedInTheAdoptedLink) {
   close(old_prog);
   Datapath::teardown(pins);
   EXPECT_EQ(xdp_prog_id("gw0"), 0u);
+}
+
+// An older version pinned an outcome counter array with fewer slots than this one counts: it is
+// replaced (counters restart from zero) instead of adopted, so every new outcome is counted.
+TEST(Pinning, ACounterArrayTooSmallForNewOutcomesIsReplaced) {
+  [[maybe_unused]] Sandbox sandbox = Sandbox::create();
+  BpffsMount fs;
+  const std::string pins = fs.dir + "/ikelb";
+  std::filesystem::create_directories(pins);
+  int old = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "outcomes", 4, 8, 15, nullptr);
+  ASSERT_GE(old, 0);
+  ASSERT_EQ(bpf_obj_pin(old, (pins + "/outcomes").c_str()), 0);
+  close(old);
+  {
+    Datapath dp(pinned(pins));
+    bool noted = false;
+    for (const auto& n : dp.notes())
+      noted |= n == "map outcomes starts from zero: this version counts more kinds";
+    EXPECT_TRUE(noted);
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    ASSERT_EQ(bpf_obj_get_info_by_fd(dp.map_fd(IKELB_MAP_OUTCOMES), &info, &len), 0);
+    EXPECT_EQ(info.max_entries, uint32_t{IKELB_COUNTER_SLOTS});
+    int pinned_fd = bpf_obj_get((pins + "/outcomes").c_str());
+    ASSERT_GE(pinned_fd, 0);
+    bpf_map_info pinned_info{};
+    len = sizeof(pinned_info);
+    ASSERT_EQ(bpf_obj_get_info_by_fd(pinned_fd, &pinned_info, &len), 0);
+    EXPECT_EQ(pinned_info.id, info.id);  // the new map took the pin
+    close(pinned_fd);
+  }
+  Datapath::teardown(pins);
 }
 
 TEST(Pinning, RefusesADirectoryOutsideBpffs) {

@@ -73,6 +73,8 @@ class FakeMaps : public MapWriter {
         reverse.end());
   }
   void set_settings(const ikelb_settings& s) override { settings = s; }
+  void set_edge(const ikelb_edge_settings& e) override { edge = e; }
+  void set_init_limit(uint32_t id, const ikelb_init_limit& l) override { init_limits[id] = l; }
   void set_vs_meta(uint32_t id, const ikelb_vs_meta& m) override { vs_meta[id] = m; }
   void set_backend_meta(uint32_t id, const ikelb_backend_meta& m) override { backend_meta[id] = m; }
 
@@ -108,6 +110,8 @@ class FakeMaps : public MapWriter {
   std::map<ServiceKey, uint32_t> services;
   std::vector<std::pair<IpAddress, ikelb_reverse_value>> reverse;
   ikelb_settings settings{};
+  ikelb_edge_settings edge{};
+  std::map<uint32_t, ikelb_init_limit> init_limits;
   std::vector<std::string> ops;
 };
 

@@ -592,7 +592,30 @@ Frame& Frame::truncate(size_t frame_bytes) {
   return *this;
 }
 
+Frame& Frame::icmp(uint8_t type, uint8_t code, uint32_t rest, Bytes body) {
+  icmp_ = Icmp{type, code, rest, std::move(body)};
+  return *this;
+}
+
+Frame& Frame::icmp_checksum(uint16_t checksum) {
+  icmp_checksum_ = checksum;
+  return *this;
+}
+
 Bytes Frame::build_l4(uint8_t& protocol) const {
+  if (icmp_) {
+    if (l3_ != L3::kIpv4 && l3_ != L3::kIpv6) misuse("icmp() needs ipv4() or ipv6()");
+    Bytes m = {icmp_->type, icmp_->code, 0, 0};
+    put32(m, icmp_->rest);
+    append(m, icmp_->body);
+    protocol = l3_ == L3::kIpv4 ? kProtoIcmp : kProtoIcmpv6;
+    uint64_t acc =
+        l3_ == L3::kIpv4
+            ? 0
+            : sum_words(pseudo_header(src_, dst_, kProtoIcmpv6, static_cast<uint32_t>(m.size())));
+    write16(m, 2, icmp_checksum_ ? *icmp_checksum_ : checksum_of(m, acc));
+    return m;
+  }
   if (raw_l4_) {
     protocol = raw_l4_->first;
     return raw_l4_->second;
@@ -783,13 +806,66 @@ Result<ParsedFrame> parse_frame(std::span<const uint8_t> frame) {
 }
 
 bool ChecksumReport::ok() const {
-  return error.empty() && ipv4_header.verdict != Verdict::kBad && udp.verdict != Verdict::kBad;
+  return error.empty() && ipv4_header.verdict != Verdict::kBad && udp.verdict != Verdict::kBad &&
+         icmp.verdict != Verdict::kBad && quoted_ipv4_header.verdict != Verdict::kBad;
 }
 
 std::string ChecksumReport::to_string() const {
   if (!error.empty()) return "malformed: " + error;
-  return "ipv4 header checksum: " + describe(ipv4_header) + "; udp checksum: " + describe(udp);
+  return "ipv4 header checksum: " + describe(ipv4_header) + "; udp checksum: " + describe(udp) +
+         "; icmp checksum: " + describe(icmp) +
+         "; quoted ipv4 header checksum: " + describe(quoted_ipv4_header);
 }
+
+Bytes ip_packet(std::span<const uint8_t> frame, size_t max) {
+  auto p = parse_frame(frame);
+  if (!p || p->ip_version == 0) misuse("ip_packet(): not an IP frame");
+  size_t n = std::min(p->ip_end - p->l3_offset, max);
+  return Bytes(frame.begin() + static_cast<std::ptrdiff_t>(p->l3_offset),
+               frame.begin() + static_cast<std::ptrdiff_t>(p->l3_offset + n));
+}
+
+namespace {
+
+// The ICMP checksum over the whole message (ICMPv6: with its pseudo-header), and for an error
+// that quotes a complete IPv4 header, that header's checksum.
+void check_icmp(std::span<const uint8_t> f, const ParsedFrame& p, ChecksumReport& r) {
+  Bytes m(f.begin() + static_cast<std::ptrdiff_t>(p.l4_offset),
+          f.begin() + static_cast<std::ptrdiff_t>(p.ip_end));
+  if (m.size() < 8) {
+    r.icmp.verdict = Verdict::kBad;
+    r.icmp.note = "shorter than an ICMP header";
+    return;
+  }
+  uint64_t acc =
+      p.ip_version == 4
+          ? 0
+          : sum_words(pseudo_header(p.src, p.dst, kProtoIcmpv6, static_cast<uint32_t>(m.size())));
+  r.icmp.actual = rd16(m, 2);
+  write16(m, 2, 0);
+  r.icmp.expected = checksum_of(m, acc);
+  write16(m, 2, r.icmp.actual);
+  r.icmp.verdict = fold(sum_words(m, acc)) == 0xffff ? Verdict::kOk : Verdict::kBad;
+  bool error = p.ip_version == 4 ? (m[0] == 3 || m[0] == 11) : (m[0] >= 1 && m[0] <= 4);
+  if (!error || m.size() < 8 + 20 || (m[8] >> 4) != 4) {
+    r.quoted_ipv4_header.note = "no quoted IPv4 header";
+    return;
+  }
+  size_t ihl = (m[8] & 0x0f) * 4u;
+  if (ihl < 20 || m.size() < 8 + ihl) {
+    r.quoted_ipv4_header.verdict = Verdict::kBad;
+    r.quoted_ipv4_header.note = "quoted IPv4 header cut short";
+    return;
+  }
+  Bytes header(m.begin() + 8, m.begin() + 8 + static_cast<std::ptrdiff_t>(ihl));
+  r.quoted_ipv4_header.actual = rd16(header, 10);
+  write16(header, 10, 0);
+  r.quoted_ipv4_header.expected = checksum_of(header);
+  write16(header, 10, r.quoted_ipv4_header.actual);
+  r.quoted_ipv4_header.verdict = fold(sum_words(header)) == 0xffff ? Verdict::kOk : Verdict::kBad;
+}
+
+}  // namespace
 
 std::ostream& operator<<(std::ostream& os, const ChecksumReport& r) {
   return os << r.to_string();
@@ -815,6 +891,11 @@ ChecksumReport verify_checksums(std::span<const uint8_t> frame) {
     r.udp.note = "fragment: use verify_fragmented_udp";
   else
     r.udp = check_udp(frame, p);
+  const uint8_t icmp_proto = p.ip_version == 4 ? kProtoIcmp : kProtoIcmpv6;
+  if (p.protocol == icmp_proto && !p.is_fragment())
+    check_icmp(frame, p, r);
+  else
+    r.icmp.note = r.quoted_ipv4_header.note = "not ICMP";
   return r;
 }
 

@@ -28,6 +28,7 @@ inline constexpr uint16_t kEthIpv6 = 0x86dd;
 inline constexpr uint16_t kTpid8021Q = 0x8100;
 inline constexpr uint16_t kTpid8021ad = 0x88a8;
 
+inline constexpr uint8_t kProtoIcmp = 1;
 inline constexpr uint8_t kProtoTcp = 6;
 inline constexpr uint8_t kProtoUdp = 17;
 inline constexpr uint8_t kProtoIpv6Frag = 44;
@@ -110,6 +111,12 @@ class Frame {
   // replaces udp()/esp()/payload().
   Frame& l4(uint8_t protocol, Bytes bytes);
 
+  // An ICMP (with ipv4()) or ICMPv6 (with ipv6()) message: type, code, the 4 bytes after the
+  // checksum (e.g. the MTU of "fragmentation needed" / "packet too big") and the body (for errors
+  // the quoted packet, see ip_packet()). The checksum is computed; replaces udp()/esp()/payload().
+  Frame& icmp(uint8_t type, uint8_t code, uint32_t rest, Bytes body);
+  Frame& icmp_checksum(uint16_t checksum);  // written as given instead of computed
+
   // Non-IP frames for "not for us" cases. The ARP sender hardware address is the eth() source.
   Frame& arp_request(const IpAddr& sender, const IpAddr& target);
   // ICMPv6 type 135 with a source link-layer address option (the eth() source); the ICMPv6
@@ -150,12 +157,23 @@ class Frame {
   std::optional<std::pair<uint32_t, uint32_t>> esp_;  // spi, seq
   Bytes payload_;
   std::optional<std::pair<uint8_t, Bytes>> raw_l4_;
+  struct Icmp {
+    uint8_t type, code;
+    uint32_t rest;
+    Bytes body;
+  };
+  std::optional<Icmp> icmp_;
+  std::optional<uint16_t> icmp_checksum_;
   IpAddr ns_target_;
   bool pad_ = false;
   std::optional<uint8_t> ihl_;
   std::optional<uint16_t> ip_length_, ip_checksum_, udp_length_, udp_checksum_;
   std::optional<size_t> truncate_;
 };
+
+// The IP packet of a built frame (Ethernet header and tags, and padding, removed), cut to at most
+// `max` bytes: what an ICMP error quotes.
+Bytes ip_packet(std::span<const uint8_t> frame, size_t max = SIZE_MAX);
 
 // Ready-made "not for us" frames; add .vlan(...) before build() if needed.
 Frame arp_request(const Mac& src, const IpAddr& sender, const IpAddr& target);
@@ -246,6 +264,8 @@ struct ChecksumReport {
   std::string error;  // the frame(s) could not be parsed or reassembled
   ChecksumCheck ipv4_header;
   ChecksumCheck udp;
+  ChecksumCheck icmp;                // ICMP, or ICMPv6 with its pseudo-header
+  ChecksumCheck quoted_ipv4_header;  // the IPv4 header an ICMP error quotes
 
   bool ok() const;  // no error and nothing bad
   std::string to_string() const;
@@ -254,8 +274,9 @@ struct ChecksumReport {
 std::ostream& operator<<(std::ostream& os, const ChecksumReport& r);
 
 // Checks the IPv4 header checksum and, for a whole (unfragmented) UDP datagram, the UDP
-// checksum. A checksum counts as right when the receiver's check passes, so 0xffff in place
-// of 0x0000 (one's complement -0) is accepted.
+// checksum; for ICMP and ICMPv6 the ICMP checksum and the quoted IPv4 header's checksum. A checksum
+// counts as right when the receiver's check passes, so 0xffff in place of 0x0000 (one's complement
+// -0) is accepted.
 ChecksumReport verify_checksums(std::span<const uint8_t> frame);
 
 // Reassembles IPv4 or IPv6 fragments, in any order, into the unfragmented frame: Ethernet and

@@ -75,7 +75,7 @@ void Testbed::set_state(uint32_t id, uint8_t state) {
 
 void Testbed::pin(uint32_t vs_id, const IpAddress& client, uint32_t id, int64_t age_ns) {
   const uint64_t seen = monotonic_ns() - static_cast<uint64_t>(age_ns);  // modulo 2^64
-  dp_.set_affinity(vs_id, client, {.backend_id = id, .pad = 0, .last_seen_ns = seen});
+  dp_.set_affinity(vs_id, client, {.backend_id = id, .flags = 0, .last_seen_ns = seen});
 }
 
 uint32_t Testbed::predict(uint32_t vs_id, const IpAddress& client) const {

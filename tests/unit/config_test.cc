@@ -437,6 +437,38 @@ const InvalidCase kInvalid[] = {
        "1206, at most 1024 (one per port, one per address for fragments, one for ESP)"}}},
 
     // --- several rules at once, reported in document order whatever order the checks run in
+    // --- the edge: reverse-path check and IKE_SA_INIT limits
+    {"edge_bad_reverse_path_check",
+     R"({"interfaces": ["eth0"], "edge": {"reverse_path_check": "loose", "rp": 1},
+         "virtual_servers": [{"name": "v", "address": "203.0.113.10", "backends": [{"name": "a", "address": "10.0.0.1"}]}]})",
+     {{"/edge/reverse_path_check",
+       "must be one of \"strict\", \"strict_mac\", \"off\", got \"loose\""},
+      {"/edge/rp", "unknown key \"rp\""}}},
+    {"init_limit_empty_and_bad_rates",
+     R"({"interfaces": ["eth0"], "virtual_servers": [
+         {"name": "v", "address": "203.0.113.10", "ike_sa_init_limit": {},
+          "backends": [{"name": "a", "address": "10.0.0.1"}]},
+         {"name": "w", "address": "203.0.113.11",
+          "ike_sa_init_limit": {"per_source": {"rate": 0, "burst": 0}, "total": {"burst": 5}, "ipv6_prefix_len": 64},
+          "backends": [{"name": "b", "address": "10.0.0.2"}]}]})",
+     {{"/virtual_servers/0/ike_sa_init_limit", "needs \"per_source\", \"total\" or both"},
+      {"/virtual_servers/1/ike_sa_init_limit/per_source/rate",
+       "must be between 1 and 10000000, got 0"},
+      {"/virtual_servers/1/ike_sa_init_limit/per_source/burst",
+       "must be between 1 and 10000000, got 0"},
+      {"/virtual_servers/1/ike_sa_init_limit/total", "missing required key \"rate\""},
+      {"/virtual_servers/1/ike_sa_init_limit/ipv6_prefix_len",
+       "applies to IPv6 sources, but the virtual server's address is IPv4"}}},
+    {"init_limit_ipv6_prefix_without_per_source",
+     R"({"interfaces": ["eth0"], "virtual_servers": [
+         {"name": "v", "address": "2001:db8::10", "ike_sa_init_limit": {"total": {"rate": 100}, "ipv6_prefix_len": 129},
+          "backends": [{"name": "a", "address": "2001:db8::11"}]},
+         {"name": "w", "address": "2001:db8::20", "ike_sa_init_limit": {"total": {"rate": 100}, "ipv6_prefix_len": 56},
+          "backends": [{"name": "b", "address": "2001:db8::21"}]}]})",
+     {{"/virtual_servers/0/ike_sa_init_limit/ipv6_prefix_len",
+       "must be between 1 and 128, got 129"},
+      {"/virtual_servers/1/ike_sa_init_limit/ipv6_prefix_len",
+       "applies to \"per_source\" buckets, and there is no \"per_source\""}}},
     {"many_errors_in_document_order",
      R"({"virtual_servers": [
            {"backends": [{"name": "gw1", "address": "10.0.0.1", "weight": -1}], "address": "203.0.113.10",
@@ -564,6 +596,25 @@ TEST(ParseConfig, ReadsEveryField) {
   EXPECT_EQ(vs.backends[1].state, ConfiguredState::kDraining);
   EXPECT_EQ(vs.backends[2].state, ConfiguredState::kActive);
   EXPECT_EQ(summary(c), "1 virtual server, 3 backends, 2 interfaces");
+}
+
+TEST(ParseConfig, ReadsTheEdgeKeys) {
+  Config c = must_parse(R"({"interfaces": ["eth0"], "edge": {"reverse_path_check": "strict_mac"},
+    "virtual_servers": [
+      {"name": "v6", "address": "2001:db8::10",
+       "ike_sa_init_limit": {"per_source": {"rate": 5, "burst": 10}, "total": {"rate": 2000},
+                             "ipv6_prefix_len": 56},
+       "backends": [{"name": "a", "address": "2001:db8::11"}]},
+      {"name": "v4", "address": "203.0.113.10",
+       "backends": [{"name": "b", "address": "10.0.0.1"}]}]})");
+  EXPECT_EQ(c.reverse_path_check, ReversePathCheck::kStrictMac);
+  const auto& lim = c.virtual_servers.at(0).ike_sa_init_limit;
+  ASSERT_TRUE(lim);
+  EXPECT_EQ(lim->per_source, (RateLimit{5, 10}));
+  EXPECT_EQ(lim->total, (RateLimit{2000, 1}));
+  EXPECT_EQ(lim->ipv6_prefix_len, 56u);
+  EXPECT_FALSE(c.virtual_servers.at(1).ike_sa_init_limit);
+  EXPECT_EQ(must_parse(document(1, 1)).reverse_path_check, ReversePathCheck::kStrict);
 }
 
 TEST(ParseConfig, AllowsAddressSharingBetweenUdpAndEspOnlyServers) {

@@ -125,6 +125,39 @@ TEST_F(ControllerTest, FirstApplyWritesEverything) {
   EXPECT_STREQ(maps.vs_meta[0].name, "vpn");
 }
 
+TEST(InitLimitEntry, RatesBecomeGcraIntervalsAndTolerances) {
+  IkeInitLimit lim;
+  lim.per_source = RateLimit{5, 10};  // 200 ms apart, 10 at once
+  lim.total = RateLimit{2000, 1};     // 500 us apart, no burst
+  lim.ipv6_prefix_len = 56;
+  ikelb_init_limit e = init_limit_entry(lim);
+  EXPECT_EQ(e.source_interval_ns, 200'000'000u);
+  EXPECT_EQ(e.source_tolerance_ns, 9 * 200'000'000ull);
+  EXPECT_EQ(e.total_interval_ns, 500'000u);
+  EXPECT_EQ(e.total_tolerance_ns, 0u);
+  EXPECT_EQ(e.ipv6_prefix_len, 56);
+  lim.total.reset();
+  EXPECT_EQ(init_limit_entry(lim).total_interval_ns, 0u) << "no total limit";
+  ikelb_init_limit none = init_limit_entry(std::nullopt);
+  EXPECT_EQ(none.source_interval_ns | none.total_interval_ns, 0u);
+}
+
+TEST_F(ControllerTest, EdgeSettingsAndLimitsFollowTheConfigAndLeaveWithTheirServer) {
+  Config c = dual();
+  c.reverse_path_check = ReversePathCheck::kOff;
+  IkeInitLimit lim;
+  lim.per_source = RateLimit{10, 20};
+  c.virtual_servers[1].ike_sa_init_limit = lim;
+  ASSERT_EQ(ctl.apply(c), std::vector<std::string>{});
+  EXPECT_EQ(maps.edge.reverse_path, uint32_t{IKELB_RP_OFF});
+  EXPECT_EQ(maps.init_limits[1].source_interval_ns, 100'000'000u);
+  EXPECT_EQ(maps.init_limits[0].source_interval_ns | maps.init_limits[0].total_interval_ns, 0u);
+  // The IPv6 server leaves: its limit is cleared, so a later server with its id starts unlimited.
+  ASSERT_EQ(ctl.apply(config()), std::vector<std::string>{});
+  EXPECT_EQ(maps.edge.reverse_path, uint32_t{IKELB_RP_STRICT});
+  EXPECT_EQ(maps.init_limits[1].source_interval_ns, 0u);
+}
+
 TEST_F(ControllerTest, ReloadWritesTheInactiveHalfThenSwitches) {
   ctl.apply(config());
   auto before = maps.table(0);

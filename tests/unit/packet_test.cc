@@ -321,3 +321,52 @@ TEST(Diff, NamesTheField) {
 
 }  // namespace
 }  // namespace ikelb::test
+
+namespace ikelb::test {
+namespace {
+
+// The ICMP builder and verifier the edge fixtures rely on: a good checksum passes, a flipped
+// byte in the message (ICMP) or in the quote's header (its own checksum) is caught.
+TEST(Checksum, IcmpErrorsAndTheirQuotes) {
+  Bytes quoted = Frame()
+                     .eth(mac("02:00:00:00:00:01"), mac("02:00:00:00:00:02"))
+                     .ipv4(ip("203.0.113.10"), ip("100.64.0.1"))
+                     .udp(4500, 4500)
+                     .payload(Bytes(100, 0x5a))
+                     .build();
+  Frame error = Frame()
+                    .eth(mac("02:00:00:00:00:03"), mac("02:00:00:00:00:04"))
+                    .ipv4(ip("192.0.2.1"), ip("203.0.113.10"))
+                    .icmp(3, 4, 1300, ip_packet(quoted, 48));
+  Bytes good = error.build();
+  ChecksumReport r = verify_checksums(good);
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_EQ(r.icmp.verdict, Verdict::kOk);
+  EXPECT_EQ(r.quoted_ipv4_header.verdict, Verdict::kOk);
+  Bytes flipped = good;
+  flipped.back() ^= 1;
+  EXPECT_EQ(verify_checksums(flipped).icmp.verdict, Verdict::kBad);
+  Bytes requoted = ip_packet(quoted, 48);
+  requoted[12] ^= 1;  // the quoted source address, checksum left as it was
+  Bytes bad_quote = Frame(error).icmp(3, 4, 1300, requoted).build();
+  EXPECT_EQ(verify_checksums(bad_quote).quoted_ipv4_header.verdict, Verdict::kBad);
+
+  Bytes quoted6 = Frame()
+                      .eth(mac("02:00:00:00:00:01"), mac("02:00:00:00:00:02"))
+                      .ipv6(ip("2001:db8:f::10"), ip("2001:db8:100::1"))
+                      .udp(4500, 4500)
+                      .payload(Bytes(100, 0x5a))
+                      .build();
+  Bytes ptb = Frame()
+                  .eth(mac("02:00:00:00:00:03"), mac("02:00:00:00:00:04"))
+                  .ipv6(ip("2001:db8:200::1"), ip("2001:db8:f::10"))
+                  .icmp(2, 0, 1280, ip_packet(quoted6))
+                  .build();
+  EXPECT_TRUE(verify_checksums(ptb).ok()) << verify_checksums(ptb);
+  Bytes moved = ptb;
+  moved[14 + 24 + 15] ^= 1;  // the outer destination: ICMPv6 covers it in its pseudo-header
+  EXPECT_EQ(verify_checksums(moved).icmp.verdict, Verdict::kBad);
+}
+
+}  // namespace
+}  // namespace ikelb::test

@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Which backend a client's packet goes to: its affinity entry while that pins it, else the
+ * virtual server's Maglev table. The edge checks for new clients (a source that is a backend or
+ * a VIP; the IKE_SA_INIT limiter) sit in front of Maglev, so an affinity hit pays for neither. */
+#ifndef IKELB_SELECT_H
+#define IKELB_SELECT_H
+
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/udp.h>
+
+#include "ikelb_abi.h"
+#include "maps.h"
+#include "parse.h"
+
+#define IKELB_IPPROTO_ESP 50
+#define IKELB_IKE_PORT 500
+#define IKELB_NATT_PORT 4500
+#define IKELB_IKE_HEADER_LEN 28
+#define IKELB_IKE_SA_INIT 34
+
+static __always_inline void count_event(__u32 ev) {
+  __u64* v = bpf_map_lookup_elem(&events, &ev);
+  if (v) *v += 1;
+}
+
+static __always_inline void count_backend(__u32 backend_id, int failover) {
+  struct ikelb_backend_stats* b = bpf_map_lookup_elem(&backend_stats, &backend_id);
+  if (!b) return;
+  if (failover)
+    b->failovers_from += 1;
+  else
+    b->new_clients += 1;
+}
+
+static __always_inline int lookup_service(const struct ikelb_addr* addr, __u8 family, __u8 proto,
+                                          __u16 port, __u32* vs_id) {
+  struct ikelb_vip_key key = {.family = family, .proto = proto, .port = port};
+  __builtin_memcpy(&key.addr, addr, sizeof(key.addr));
+  struct ikelb_vip_value* v = bpf_map_lookup_elem(&vips, &key);
+  if (!v) return 0;
+  *vs_id = v->vs_id;
+  return 1;
+}
+
+/* Whether `addr` is a VIP: every virtual server has a protocol-wide UDP or ESP entry. */
+static __always_inline int is_vip(const struct ikelb_addr* addr, __u8 family, __u32* vs_id) {
+  return lookup_service(addr, family, IPPROTO_UDP, 0, vs_id) ||
+         lookup_service(addr, family, IKELB_IPPROTO_ESP, 0, vs_id);
+}
+
+static __always_inline int backend_takes_new(struct ikelb_backend* be, __u32 vs_id) {
+  return be && be->vs_id == vs_id && be->state == IKELB_BACKEND_ACTIVE;
+}
+
+static __always_inline int backend_takes_pinned(struct ikelb_backend* be, __u32 vs_id) {
+  return be && be->vs_id == vs_id &&
+         (be->state == IKELB_BACKEND_ACTIVE || be->state == IKELB_BACKEND_DRAINING);
+}
+
+static __always_inline __u64 affinity_idle_ns(void) {
+  __u32 zero = 0;
+  struct ikelb_settings* cfg = bpf_map_lookup_elem(&settings, &zero);
+  return cfg ? cfg->affinity_idle_ns : 0;
+}
+
+/* Another CPU may have refreshed an entry since this one read the clock: a last-seen time after
+ * `now` is age 0, not an unsigned wrap that would move the client. */
+static __always_inline __u64 affinity_age(const struct ikelb_affinity_value* aff, __u64 now) {
+  __u64 seen = aff->last_seen_ns;
+  return now > seen ? now - seen : 0;
+}
+
+/* The Maglev choice for a client: its slot, or one of the next IKELB_MAGLEV_PROBES - 1 slots if
+ * the slot's backend cannot take new clients. Returns the backend id or IKELB_NO_BACKEND. */
+static __always_inline __u32 maglev_pick(const struct ikelb_addr* client, __u8 family, __u32 vs_id,
+                                         struct ikelb_backend** out) {
+  struct ikelb_vs* v = bpf_map_lookup_elem(&vs, &vs_id);
+  if (!v || v->table_size == 0) return IKELB_NO_BACKEND;
+  __u32 slot = ikelb_client_hash(client, family) % v->table_size;
+#pragma unroll
+  for (int i = 0; i < IKELB_MAGLEV_PROBES; i++) {
+    __u32 idx = v->table_base + slot;
+    __u32* bid = bpf_map_lookup_elem(&maglev, &idx);
+    if (!bid) return IKELB_NO_BACKEND;
+    __u32 id = *bid;
+    struct ikelb_backend* be = bpf_map_lookup_elem(&backends, &id);
+    if (backend_takes_new(be, vs_id)) {
+      if (i) count_event(IKELB_EV_MAGLEV_PROBED);
+      *out = be;
+      return id;
+    }
+    slot = slot + 1 == v->table_size ? 0 : slot + 1;
+  }
+  return IKELB_NO_BACKEND;
+}
+
+/* Where a client's packets go now, read-only (no entry created, nothing counted): for ICMP errors
+ * about a client's traffic. Returns the backend id or IKELB_NO_BACKEND. */
+static __always_inline __u32 place_client(const struct ikelb_addr* client, __u8 family, __u32 vs_id,
+                                          __u64 now, struct ikelb_backend** out) {
+  struct ikelb_affinity_key akey = {.vs_id = vs_id, .family = family};
+  __builtin_memcpy(&akey.client, client, sizeof(akey.client));
+  struct ikelb_affinity_value* aff = bpf_map_lookup_elem(&affinity, &akey);
+  if (aff) {
+    __u64 idle = affinity_idle_ns();
+    __u32 pinned = aff->backend_id;
+    struct ikelb_backend* be = bpf_map_lookup_elem(&backends, &pinned);
+    if (!(idle && affinity_age(aff, now) > idle) && backend_takes_pinned(be, vs_id)) {
+      *out = be;
+      return pinned;
+    }
+  }
+  return maglev_pick(client, family, vs_id, out);
+}
+
+/* The IKE header of a UDP datagram on port 500, or on 4500 after the non-ESP marker; 0 if there is
+ * none (ESP-in-UDP, a NAT keepalive, a non-first fragment, too short). `port` in network order. */
+static __always_inline __u8* ike_header(struct pkt* p, void* data_end, __u16 port) {
+  if (p->proto != IPPROTO_UDP || p->frag == FRAG_LATER) return 0;
+  __u8* h = (__u8*)p->l4 + sizeof(struct udphdr);
+  if (port == bpf_htons(IKELB_NATT_PORT)) {
+    if ((void*)(h + 4) > data_end) return 0;
+    if (h[0] | h[1] | h[2] | h[3]) return 0;
+    h += 4;
+  } else if (port != bpf_htons(IKELB_IKE_PORT)) {
+    return 0;
+  }
+  if ((void*)(h + IKELB_IKE_HEADER_LEN) > data_end) return 0;
+  return h;
+}
+
+/* An IKE_SA_INIT request, or its retry with a cookie: an IKE message whose responder SPI is 0. */
+static __always_inline int ike_init_request(struct pkt* p, void* data_end, __u16 port) {
+  __u8* h = ike_header(p, data_end, port);
+  if (!h) return 0;
+  __u32 r0, r1;
+  __builtin_memcpy(&r0, h + 8, 4);
+  __builtin_memcpy(&r1, h + 12, 4);
+  return (r0 | r1) == 0;
+}
+
+/* The virtual server's IKE_SA_INIT limit, 0 if it has none. */
+static __always_inline struct ikelb_init_limit* init_limit_of(__u32 vs_id) {
+  struct ikelb_init_limit* lim = bpf_map_lookup_elem(&init_limits, &vs_id);
+  if (!lim || !(lim->source_interval_ns | lim->total_interval_ns)) return 0;
+  return lim;
+}
+
+/* Generic cell rate algorithm: admit while the bucket's theoretical arrival time is at most
+ * `tolerance` ahead of now. CPUs update a shared bucket without a lock: when several admit at the
+ * same instant, each may see the old time, so up to one extra request per CPU can pass. */
+static __always_inline int gcra_admit(__u64* tat, __u64 now, __u64 interval, __u64 tolerance) {
+  __u64 t = *tat;
+  if (t < now) t = now;
+  if (t - now > tolerance) return 0;
+  *tat = t + interval;
+  return 1;
+}
+
+/* Clears the host bits of an IPv6 address beyond `len` (network order words). */
+static __always_inline void mask_prefix(struct ikelb_addr* a, __u32 len) {
+#pragma unroll
+  for (__u32 i = 0; i < 4; i++) {
+    __u32 lo = i * 32;
+    if (len <= lo)
+      a->u32[i] = 0;
+    else if (len < lo + 32)
+      a->u32[i] &= bpf_htonl(~0u << (32 - (len - lo)));
+  }
+}
+
+/* Runs an IKE_SA_INIT request through its virtual server's limits: the source's bucket first, so
+ * that one flooding source does not use up the virtual server's. Returns -1 if admitted, else the
+ * outcome that drops it. */
+static __always_inline int limit_init(struct pkt* p, __u32 vs_id, __u64 now,
+                                      const struct ikelb_init_limit* lim) {
+  struct ikelb_vs_edge_stats* st = bpf_map_lookup_elem(&vs_edge_stats, &vs_id);
+  if (lim->source_interval_ns) {
+    struct ikelb_affinity_key key = {.vs_id = vs_id, .family = p->family};
+    __builtin_memcpy(&key.client, &p->src, sizeof(key.client));
+    if (p->family == IKELB_AF_INET6) mask_prefix(&key.client, lim->ipv6_prefix_len);
+    __u64* tat = bpf_map_lookup_elem(&init_sources, &key);
+    if (!tat) {
+      __u64 first = now + lim->source_interval_ns;
+      bpf_map_update_elem(&init_sources, &key, &first, BPF_NOEXIST);
+    } else if (!gcra_admit(tat, now, lim->source_interval_ns, lim->source_tolerance_ns)) {
+      if (st) st->init_limited_source += 1;
+      return IKELB_OUT_DROP_INIT_LIMIT_SOURCE;
+    }
+  }
+  if (lim->total_interval_ns) {
+    __u64* tat = bpf_map_lookup_elem(&init_totals, &vs_id);
+    if (tat && !gcra_admit(tat, now, lim->total_interval_ns, lim->total_tolerance_ns)) {
+      if (st) st->init_limited_total += 1;
+      return IKELB_OUT_DROP_INIT_LIMIT_TOTAL;
+    }
+  }
+  if (st) st->init_admitted += 1;
+  return -1;
+}
+
+/* The reverse entry of a packet from a backend to someone other than the ikelb host (a backend
+ * answering the agent's health probe is delivered to the prober), 0 otherwise. */
+static __always_inline struct ikelb_reverse_value* backend_reply(struct pkt* p) {
+  struct ikelb_reverse_key rkey = {.family = p->family};
+  __builtin_memcpy(&rkey.addr, &p->src, sizeof(rkey.addr));
+  struct ikelb_reverse_value* rev = bpf_map_lookup_elem(&reverse, &rkey);
+  if (!rev) return 0;
+  struct ikelb_local_key lkey = {.family = p->family};
+  __builtin_memcpy(&lkey.addr, &p->dst, sizeof(lkey.addr));
+  if (bpf_map_lookup_elem(&local_addrs, &lkey)) return 0;
+  return rev;
+}
+
+/* A packet to a VIP from a backend's or a VIP's address is forged: no client has one. */
+static __always_inline int spoofed_client(struct pkt* p) {
+  struct ikelb_reverse_key rkey = {.family = p->family};
+  __builtin_memcpy(&rkey.addr, &p->src, sizeof(rkey.addr));
+  __u32 vs_id;
+  return bpf_map_lookup_elem(&reverse, &rkey) || is_vip(&p->src, p->family, &vs_id);
+}
+
+/* Affinity first, then Maglev. Returns -1 with *id and *out set, or the outcome that drops the
+ * packet. `port` is the UDP destination port (network order), 0 for ESP and fragments. */
+static __always_inline int select_backend(struct pkt* p, void* data_end, __u32 vs_id, __u16 port,
+                                          __u64 now, __u32* id, struct ikelb_backend** out) {
+  struct ikelb_affinity_key akey = {.vs_id = vs_id, .family = p->family};
+  __builtin_memcpy(&akey.client, &p->src, sizeof(akey.client));
+  struct ikelb_affinity_value* aff = bpf_map_lookup_elem(&affinity, &akey);
+  if (aff) {
+    __u32 pinned = aff->backend_id;
+    struct ikelb_backend* be = bpf_map_lookup_elem(&backends, &pinned);
+    __u64 idle = affinity_idle_ns();
+    __u64 age = affinity_age(aff, now);
+    if (idle && age > idle) {
+      count_event(IKELB_EV_AFFINITY_EXPIRED);
+    } else if (backend_takes_pinned(be, vs_id)) {
+      count_event(IKELB_EV_AFFINITY_HIT);
+      if ((aff->flags & IKELB_AFFINITY_PROVISIONAL) && ike_init_request(p, data_end, port)) {
+        struct ikelb_init_limit* lim = init_limit_of(vs_id);
+        int drop = lim ? limit_init(p, vs_id, now, lim) : -1;
+        if (drop >= 0) return drop;
+      }
+      if (age > IKELB_AFFINITY_REFRESH_NS) aff->last_seen_ns = now;
+      *out = be;
+      *id = pinned;
+      return -1;
+    } else {
+      count_event(IKELB_EV_FAILOVER);
+      count_backend(pinned, 1);
+    }
+  } else {
+    count_event(IKELB_EV_AFFINITY_MISS);
+  }
+
+  if (spoofed_client(p)) return IKELB_OUT_DROP_SPOOFED_CLIENT;
+  __u32 flags = 0;
+  struct ikelb_init_limit* lim = init_limit_of(vs_id);
+  if (lim && ike_init_request(p, data_end, port)) {
+    int drop = limit_init(p, vs_id, now, lim);
+    if (drop >= 0) return drop;
+    flags = IKELB_AFFINITY_PROVISIONAL;
+  }
+  __u32 chosen = maglev_pick(&p->src, p->family, vs_id, out);
+  if (chosen == IKELB_NO_BACKEND) return IKELB_OUT_DROP_NO_BACKEND;
+  struct ikelb_affinity_value val = {.backend_id = chosen, .flags = flags, .last_seen_ns = now};
+  bpf_map_update_elem(&affinity, &akey, &val, BPF_ANY);
+  count_backend(chosen, 0);
+  *id = chosen;
+  return -1;
+}
+
+/* The backend has sent its client an IKE message of an exchange after IKE_SA_INIT: the client's
+ * affinity entry is no longer provisional (only looked up where a limit makes it matter). */
+static __always_inline void confirm_client(struct pkt* p, void* data_end, __u32 vs_id, __u16 port) {
+  __u8* h = ike_header(p, data_end, port);
+  if (!h || h[18] == IKELB_IKE_SA_INIT || !init_limit_of(vs_id)) return;
+  struct ikelb_affinity_key akey = {.vs_id = vs_id, .family = p->family};
+  __builtin_memcpy(&akey.client, &p->dst, sizeof(akey.client));
+  struct ikelb_affinity_value* aff = bpf_map_lookup_elem(&affinity, &akey);
+  if (aff && (aff->flags & IKELB_AFFINITY_PROVISIONAL)) aff->flags &= ~IKELB_AFFINITY_PROVISIONAL;
+}
+
+#endif /* IKELB_SELECT_H */
