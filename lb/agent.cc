@@ -198,7 +198,8 @@ class Agent {
       s.backends.push_back(std::move(m));
     }
     for (const VirtualServerView& v : controller_->virtual_servers())
-      s.virtual_servers.push_back({v.name, datapath_->vs_traffic(v.id), healthy[v.name]});
+      s.virtual_servers.push_back({v.name, datapath_->vs_traffic(v.id), healthy[v.name],
+                                   datapath_->vs_edge_stats(v.id)});
     s.outcomes = datapath_->outcomes();
     s.events = datapath_->events();
     s.affinity_entries = affinity_entries_;

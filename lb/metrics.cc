@@ -61,6 +61,15 @@ std::vector<MetricFamily> metric_families(const MetricsSnapshot& s) {
     m.gauge("ikelb_virtual_server_healthy_backends",
             "Backends that take traffic: active, draining or drained (not down or disabled).", vs,
             double(v.healthy_backends));
+    const std::pair<const char*, uint64_t> limiter[] = {
+        {"admitted", v.edge.init_admitted},
+        {"limited_source", v.edge.init_limited_source},
+        {"limited_total", v.edge.init_limited_total}};
+    for (const auto& [result, n] : limiter)
+      m.counter("ikelb_ike_sa_init_limited_requests_total",
+                "IKE_SA_INIT requests from sources without an established client that met the "
+                "virtual server's ike_sa_init_limit, by result (limited_*: dropped).",
+                with(vs, "result", result), double(n));
   }
   for (const auto& b : s.backends) {
     Labels l = backend_labels(b);
@@ -127,6 +136,12 @@ std::vector<MetricFamily> metric_families(const MetricsSnapshot& s) {
             "New clients whose Maglev slot held a backend not taking new clients, served by a "
             "following slot.",
             {}, double(s.events[IKELB_EV_MAGLEV_PROBED]));
+  for (const auto& [ev, direction] : {std::pair{IKELB_EV_ICMP_TO_BACKEND, "to_backend"},
+                                      std::pair{IKELB_EV_ICMP_TO_CLIENT, "to_client"}})
+    m.counter("ikelb_icmp_errors_translated_total",
+              "ICMP errors about VIP traffic sent on translated: to_backend (addressed to a VIP, "
+              "e.g. path MTU), to_client (a gateway's error about a client's packet).",
+              {{"direction", direction}}, double(s.events[ev]));
   m.counter("ikelb_reply_fragments_learned_total",
             "First fragments of backend replies remembered to translate the later fragments.", {},
             double(s.events[IKELB_EV_REPLY_FRAGMENT_LEARNED]));

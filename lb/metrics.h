@@ -36,6 +36,7 @@ struct VirtualServerMetrics {
   std::string name;
   ikelb_traffic traffic{};
   size_t healthy_backends = 0;  // active or draining
+  ikelb_vs_edge_stats edge{};   // the IKE_SA_INIT limiter
 };
 
 struct MetricsSnapshot {

@@ -26,6 +26,9 @@ MetricsSnapshot sample() {
   v.traffic.bytes[IKELB_DIR_TO_BACKEND] = 1500;
   v.traffic.packets[IKELB_DIR_TO_CLIENT] = 7;
   v.healthy_backends = 1;
+  v.edge.init_admitted = 20;
+  v.edge.init_limited_source = 300;
+  v.edge.init_limited_total = 5;
   s.virtual_servers.push_back(v);
   BackendMetrics b;
   b.vs = "vpn";
@@ -46,6 +49,8 @@ MetricsSnapshot sample() {
   s.backends.push_back(b);
   s.outcomes[IKELB_OUT_DROP_MALFORMED_L4] = 2;
   s.events[IKELB_EV_AFFINITY_HIT] = 9;
+  s.events[IKELB_EV_ICMP_TO_BACKEND] = 4;
+  s.outcomes[IKELB_OUT_DROP_REVERSE_PATH] = 6;
   s.affinity_entries = 12;
   s.affinity_capacity = 1048576;
   s.reloads_ok = 2;
@@ -84,6 +89,13 @@ TEST(Metrics, TrafficAffinityFailoverHealthAndAgent) {
   expect_line(t, "ikelb_probe_rtt_seconds_count{virtual_server=\"vpn\",backend=\"gw1\"} 5");
   expect_line(t, "ikelb_datapath_packets_total{reason=\"drop_malformed_l4\"} 2");
   expect_line(t, "ikelb_affinity_lookups_total{result=\"hit\"} 9");
+  expect_line(t, "ikelb_datapath_packets_total{reason=\"drop_reply_reverse_path\"} 6");
+  expect_line(t, "ikelb_icmp_errors_translated_total{direction=\"to_backend\"} 4");
+  expect_line(t,
+              "ikelb_ike_sa_init_limited_requests_total{virtual_server=\"vpn\",result=\"limited_"
+              "source\"} 300");
+  expect_line(
+      t, "ikelb_ike_sa_init_limited_requests_total{virtual_server=\"vpn\",result=\"admitted\"} 20");
   expect_line(t, "ikelb_affinity_entries 12");
   expect_line(t, "ikelb_config_reloads_total{result=\"rejected\"} 1");
   expect_line(t, "ikelb_build_info{version=\"0.1.0\",bpf_prog_id=\"77\"} 1");
