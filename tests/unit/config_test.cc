@@ -776,6 +776,7 @@ TEST(Examples, SayWhatTheirNamesSay) {
   const auto& hc = rras.config->virtual_servers.at(0).health_check;
   EXPECT_EQ(hc.mode, ProbeMode::kFull);
   EXPECT_EQ(hc.interval_ms, 15000u);
+  EXPECT_TRUE(rras.config->virtual_servers.at(0).ike_sa_init_limit);
   std::set<uint32_t> weights;
   for (const auto& b : rras.config->virtual_servers[0].backends) weights.insert(b.weight);
   EXPECT_GT(weights.size(), 1u);
