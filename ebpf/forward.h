@@ -92,30 +92,69 @@ static __always_inline __u8 ttl_of(struct pkt* p, void* data_end) {
   return ip6->hop_limit;
 }
 
-/* Asks the FIB for the rewritten packet's next hop, as a router would. Returns
- * BPF_FIB_LKUP_RET_*, or -1 for a packet too short to read. */
-static __always_inline long fib_lookup(struct xdp_md* ctx, struct pkt* p,
-                                       struct bpf_fib_lookup* fib) {
+/* Per-CPU scratch for FIB lookups: the parameters and the next hop they gave. Kept off the
+ * stack, which the inlined main program nearly fills on its own. */
+struct fib_scratch {
+  struct bpf_fib_lookup fib;
+  struct ikelb_nexthop learned;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct fib_scratch);
+} fib_scratch SEC(".maps");
+
+/* Asks the FIB for the next hop of the (rewritten) IP packet at `l3_off`, as a router would, and
+ * leaves the answer in this CPU's fib_scratch (`learned`: egress, MACs, expiry). Returns
+ * BPF_FIB_LKUP_RET_*, or -1 for a packet too short to read.
+ *
+ * A global function (and the ones below): the verifier checks it once, on its own, instead of
+ * once for every path that reaches one of its call sites; inlined, the FIB lookups and the edge
+ * checks made the program five times as costly to verify. */
+__attribute__((noinline)) int ikelb_fib_next_hop(struct xdp_md* ctx, __u32 l3_off, __u32 family,
+                                                 __u32 ip_len, __u64 now) {
+  __u32 zero = 0;
+  struct fib_scratch* sc = bpf_map_lookup_elem(&fib_scratch, &zero);
+  if (!ctx || !sc) return -1;
+  void* data = (void*)(long)ctx->data;
   void* data_end = (void*)(long)ctx->data_end;
+  /* The IP header starts within the first 22 bytes (Ethernet, two VLAN tags); the mask bounds
+   * the offset for the verifier. */
+  void* l3 = data + (l3_off & 0x3f);
+  struct bpf_fib_lookup* fib = &sc->fib;
+  __builtin_memset(fib, 0, sizeof(*fib));
   fib->ifindex = ctx->ingress_ifindex;
-  fib->l4_protocol = p->proto;
-  fib->tot_len = p->ip_len;
-  if (p->family == IKELB_AF_INET) {
-    struct iphdr* ip = p->l3;
+  fib->tot_len = ip_len;
+  if (family == IKELB_AF_INET) {
+    struct iphdr* ip = l3;
     if ((void*)(ip + 1) > data_end) return -1;
     fib->family = IKELB_AF_INET_SYS;
+    fib->l4_protocol = ip->protocol;
     fib->tos = ip->tos;
     fib->ipv4_src = ip->saddr;
     fib->ipv4_dst = ip->daddr;
   } else {
-    struct ipv6hdr* ip6 = p->l3;
+    struct ipv6hdr* ip6 = l3;
     if ((void*)(ip6 + 1) > data_end) return -1;
     fib->family = IKELB_AF_INET6_SYS;
-    fib->flowinfo = p->flowinfo;
+    fib->l4_protocol = ip6->nexthdr;
+    fib->flowinfo = *(__be32*)ip6 & bpf_htonl(0x0fffffff);
     __builtin_memcpy(fib->ipv6_src, &ip6->saddr, 16);
     __builtin_memcpy(fib->ipv6_dst, &ip6->daddr, 16);
   }
-  return bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
+  long rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
+  if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+    /* fib->ifindex is now the egress interface. */
+    sc->learned.expires_ns = now + IKELB_NEXTHOP_TTL_NS;
+    sc->learned.ingress_ifindex = ctx->ingress_ifindex;
+    sc->learned.egress_ifindex = fib->ifindex;
+    sc->learned.ok_len = ip_len;
+    __builtin_memcpy(sc->learned.dmac, fib->dmac, ETH_ALEN);
+    __builtin_memcpy(sc->learned.smac, fib->smac, ETH_ALEN);
+  }
+  return rc;
 }
 
 /* Route the rewritten packet like a router would. The TTL is decremented only when XDP sends the
@@ -132,32 +171,26 @@ static __always_inline int forward(struct xdp_md* ctx, struct pkt* p, struct ike
   if (p->vlan_tags) return IKELB_OUT_FWD_KERNEL_VLAN;
 
   int fresh = nh && now < nh->expires_ns && nh->ingress_ifindex == ctx->ingress_ifindex;
-  struct bpf_fib_lookup fib = {};
-  if (fresh && p->ip_len <= nh->ok_len) {
-    fib.ifindex = nh->egress_ifindex;
-    __builtin_memcpy(fib.dmac, nh->dmac, ETH_ALEN);
-    __builtin_memcpy(fib.smac, nh->smac, ETH_ALEN);
-  } else {
-    long rc = fib_lookup(ctx, p, &fib);
+  struct ikelb_nexthop* hop = nh;
+  if (!(fresh && p->ip_len <= nh->ok_len)) {
+    long rc = ikelb_fib_next_hop(ctx, (__u32)((long)p->l3 - (long)data), p->family, p->ip_len, now);
     if (rc < 0) return IKELB_OUT_DROP_INTERNAL;
     if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) return IKELB_OUT_FWD_KERNEL_NEIGH;
     if (rc != BPF_FIB_LKUP_RET_SUCCESS) return IKELB_OUT_FWD_KERNEL_FIB;
-    /* fib.ifindex is now the egress interface. A fresh entry only learns a longer ok_len. */
-    struct ikelb_nexthop learned = {
-        .expires_ns = now + IKELB_NEXTHOP_TTL_NS,
-        .ingress_ifindex = ctx->ingress_ifindex,
-        .egress_ifindex = fib.ifindex,
-        .ok_len = fresh && nh->ok_len > p->ip_len ? nh->ok_len : p->ip_len,
-    };
-    __builtin_memcpy(learned.dmac, fib.dmac, ETH_ALEN);
-    __builtin_memcpy(learned.smac, fib.smac, ETH_ALEN);
+    __u32 zero = 0;
+    struct fib_scratch* sc = bpf_map_lookup_elem(&fib_scratch, &zero);
+    if (!sc) return IKELB_OUT_DROP_INTERNAL;
+    /* A fresh entry only learns a longer ok_len. */
+    if (fresh && nh->ok_len > p->ip_len) sc->learned.ok_len = nh->ok_len;
     if (nh)
-      __builtin_memcpy(nh, &learned, sizeof(learned));
+      __builtin_memcpy(nh, &sc->learned, sizeof(sc->learned));
     else if (new_key)
-      bpf_map_update_elem(&client_nexthops, new_key, &learned, BPF_ANY);
+      bpf_map_update_elem(&client_nexthops, new_key, &sc->learned, BPF_ANY);
+    hop = &sc->learned;
   }
+  if (!hop) return IKELB_OUT_DROP_INTERNAL;
 
-  __u32 egress = fib.ifindex;
+  __u32 egress = hop->egress_ifindex;
   int same_port = egress == ctx->ingress_ifindex;
   if (!same_port && !bpf_map_lookup_elem(&tx_ports, &egress))
     return IKELB_OUT_FWD_KERNEL_NO_TX_PORT;
@@ -165,8 +198,8 @@ static __always_inline int forward(struct xdp_md* ctx, struct pkt* p, struct ike
   struct ethhdr* eth = data;
   if ((void*)(eth + 1) > data_end) return IKELB_OUT_DROP_INTERNAL;
   decrement_ttl(p, data_end);
-  __builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-  __builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+  __builtin_memcpy(eth->h_dest, hop->dmac, ETH_ALEN);
+  __builtin_memcpy(eth->h_source, hop->smac, ETH_ALEN);
   if (same_port) {
     *action = XDP_TX;
     return IKELB_OUT_FWD_TX;
@@ -175,54 +208,62 @@ static __always_inline int forward(struct xdp_md* ctx, struct pkt* p, struct ike
   return IKELB_OUT_FWD_REDIRECT;
 }
 
-/* Strict reverse-path check of a packet from backend `backend_id` (its address is p->src): the
- * FIB route to that address must leave through the port the packet arrived on, and in
- * IKELB_RP_STRICT_MAC mode the frame must come from that route's next-hop MAC. Otherwise anyone
+/* Strict reverse-path check of a packet from backend `backend_id` at address `gw` (the packet's
+ * source): the FIB route to that address must leave through the port the packet arrived on, and
+ * in IKELB_RP_STRICT_MAC mode the frame must come from that route's next-hop MAC. Otherwise anyone
  * could send "replies" with a backend's address from the internet and have them leave from the
- * VIP. The answer is cached per CPU like the next hops (gateway_routes). */
-static __always_inline int from_gateway_side(struct xdp_md* ctx, struct pkt* p, __u32 backend_id,
-                                             __u64 now) {
-  void* data = (void*)(long)ctx->data;
-  void* data_end = (void*)(long)ctx->data_end;
+ * VIP. The answer is cached per CPU like the next hops (gateway_routes). Returns 1 if it passes.
+ * A global function, like ikelb_fib_next_hop. */
+__attribute__((noinline)) int ikelb_from_gateway_side(struct xdp_md* ctx,
+                                                      const struct ikelb_addr* gw, __u32 family,
+                                                      __u32 backend_id, __u64 now) {
   __u32 zero = 0;
   struct ikelb_edge_settings* es = bpf_map_lookup_elem(&edge, &zero);
   __u32 mode = es ? es->reverse_path : IKELB_RP_STRICT;
   if (mode == IKELB_RP_OFF) return 1;
   struct ikelb_nexthop* route = bpf_map_lookup_elem(&gateway_routes, &backend_id);
-  if (!route) return 0;
-  if (now >= route->expires_ns || route->ingress_ifindex != ctx->ingress_ifindex) {
-    struct bpf_fib_lookup fib = {};
-    fib.ifindex = ctx->ingress_ifindex;
-    fib.l4_protocol = p->proto;
-    if (p->family == IKELB_AF_INET) {
-      fib.family = IKELB_AF_INET_SYS;
-      fib.ipv4_dst = p->src.u32[0];
+  struct fib_scratch* sc = bpf_map_lookup_elem(&fib_scratch, &zero);
+  if (!ctx || !gw || !route || !sc) return 0;
+  __u32 ingress = ctx->ingress_ifindex;
+  if (now >= route->expires_ns || route->ingress_ifindex != ingress) {
+    struct bpf_fib_lookup* fib = &sc->fib;
+    __builtin_memset(fib, 0, sizeof(*fib));
+    fib->ifindex = ingress;
+    if (family == IKELB_AF_INET) {
+      fib->family = IKELB_AF_INET_SYS;
+      fib->ipv4_dst = gw->u32[0];
     } else {
-      fib.family = IKELB_AF_INET6_SYS;
-      __builtin_memcpy(fib.ipv6_dst, &p->src, 16);
+      fib->family = IKELB_AF_INET6_SYS;
+      __builtin_memcpy(fib->ipv6_dst, gw, 16);
     }
-    long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-    struct ikelb_nexthop learned = {.expires_ns = now + IKELB_NEXTHOP_TTL_NS,
-                                    .ingress_ifindex = ctx->ingress_ifindex};
+    long rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
+    route->expires_ns = now + IKELB_NEXTHOP_TTL_NS;
+    route->ingress_ifindex = ingress;
     /* The egress is known without a neighbour entry too; with none there is no MAC to match. */
-    if (rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-      learned.egress_ifindex = fib.ifindex;
-    if (rc == BPF_FIB_LKUP_RET_SUCCESS) __builtin_memcpy(learned.dmac, fib.dmac, ETH_ALEN);
-    __builtin_memcpy(route, &learned, sizeof(learned));
+    route->egress_ifindex =
+        rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH ? fib->ifindex : 0;
+    if (rc == BPF_FIB_LKUP_RET_SUCCESS)
+      __builtin_memcpy(route->dmac, fib->dmac, ETH_ALEN);
+    else
+      __builtin_memset(route->dmac, 0, ETH_ALEN);
   }
-  if (route->egress_ifindex != ctx->ingress_ifindex) return 0;
+  if (route->egress_ifindex != ingress) return 0;
   if (mode == IKELB_RP_STRICT_MAC) {
+    void* data = (void*)(long)ctx->data;
+    void* data_end = (void*)(long)ctx->data_end;
     struct ethhdr* eth = data;
     if ((void*)(eth + 1) > data_end) return 0;
-    __u32 a, b;
-    __u16 c, d;
-    __builtin_memcpy(&a, eth->h_source, 4);
-    __builtin_memcpy(&b, route->dmac, 4);
-    __builtin_memcpy(&c, eth->h_source + 4, 2);
-    __builtin_memcpy(&d, route->dmac + 4, 2);
-    if (a != b || c != d) return 0;
+    __u8 diff = 0;
+#pragma unroll
+    for (int i = 0; i < ETH_ALEN; i++) diff |= eth->h_source[i] ^ route->dmac[i];
+    if (diff) return 0;
   }
   return 1;
+}
+
+static __always_inline int from_gateway_side(struct xdp_md* ctx, struct pkt* p, __u32 backend_id,
+                                             __u64 now) {
+  return ikelb_from_gateway_side(ctx, &p->src, p->family, backend_id, now);
 }
 
 #endif /* IKELB_FORWARD_H */

@@ -911,7 +911,7 @@ TEST_F(NetnsMetricsTest, PrometheusScrapesTheAgentAndRunsTheDashboardAndRules) {
             n++;
             if (r["health"] != "ok") return false;
           }
-        return n == 9;
+        return n == 10;
       },
       10s, 200ms))
       << rules.dump(1);

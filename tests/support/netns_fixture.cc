@@ -258,7 +258,7 @@ void NetnsFixture::write_config_json(const nlohmann::json& config) {
 
 void NetnsFixture::start_agent() {
   agent_pid_ = start(in_ns("lb", {opt_.ikelbd, "--config", config_path_}), agent_log_);
-  const auto deadline = Clock::now() + 10s;
+  const auto deadline = Clock::now() + 30s;
   for (;;) {
     if (auto status = wait_exit(agent_pid_, 0ms)) {
       forget(agent_pid_);
@@ -268,7 +268,7 @@ void NetnsFixture::start_agent() {
     }
     if (run({opt_.ikelbctl, "--socket", socket_, "status"}, 2s).exit_code == 0) return;
     if (Clock::now() > deadline)
-      throw std::runtime_error("ikelbd did not answer within 10 s: " +
+      throw std::runtime_error("ikelbd did not answer within 30 s: " +
                                tail(read_file(agent_log_), opt_.log_tail));
     std::this_thread::sleep_for(20ms);
   }
