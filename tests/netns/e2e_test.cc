@@ -139,14 +139,6 @@ std::vector<IkeSa> parse_list_sas(const std::string& output) {
   return out;
 }
 
-// "<transmitted> <received>" of a ping summary, or nullopt.
-std::optional<std::pair<int, int>> ping_counts(const std::string& output) {
-  static const std::regex summary(R"((\d+) packets transmitted, (\d+) received)");
-  std::smatch m;
-  if (!std::regex_search(output, m, summary)) return std::nullopt;
-  return std::make_pair(std::stoi(m[1]), std::stoi(m[2]));
-}
-
 // The value of one sample ("name{labels}" exactly as exposed), or nullopt.
 std::optional<double> metric(const std::string& metrics, const std::string& sample) {
   std::istringstream in(metrics);
@@ -154,21 +146,6 @@ std::optional<double> metric(const std::string& metrics, const std::string& samp
   while (std::getline(in, line))
     if (line.size() > sample.size() + 1 && line.starts_with(sample) && line[sample.size()] == ' ')
       return std::stod(line.substr(sample.size() + 1));
-  return std::nullopt;
-}
-
-// Field `name` of the "Ip:" lines of /proc/net/snmp.
-std::optional<long> snmp_ip(const std::string& snmp, const std::string& name) {
-  std::istringstream in(snmp);
-  std::string header, values;
-  while (std::getline(in, header)) {
-    if (!header.starts_with("Ip: ")) continue;
-    std::getline(in, values);
-    std::istringstream h(header), v(values);
-    std::string key, value;
-    while (h >> key && v >> value)
-      if (key == name) return std::stol(value);
-  }
   return std::nullopt;
 }
 
@@ -198,19 +175,7 @@ class E2eTest : public NetnsFixture {
   void SetUp() override {
     NetnsFixture::SetUp();
     if (HasFatalFailure()) return;
-    add_namespace("lb", true);
-    add_namespace("inet", true);
-    add_link("inet", "l0", "lb", "up0", 1);
-    must({"ip", "-n", ns("inet"), "addr", "add", "192.0.2.1/24", "dev", "l0"});
-    must({"ip", "-n", ns("lb"), "addr", "add", "192.0.2.2/24", "dev", "up0"});
-    must({"ip", "-n", ns("inet"), "route", "add", std::string(kVip) + "/32", "via", "192.0.2.2"});
-    must({"ip", "-n", ns("lb"), "route", "add", "100.64.0.0/16", "via", "192.0.2.1"});
-    must({"ip", "-n", ns("inet"), "neigh", "replace", "192.0.2.2", "lladdr", mac(1, 2), "nud",
-          "permanent", "dev", "l0"});
-    must({"ip", "-n", ns("lb"), "neigh", "replace", "192.0.2.1", "lladdr", mac(1, 1), "nud",
-          "permanent", "dev", "up0"});
-    // l0 is the peer of an XDP redirect target.
-    must(in_ns("inet", {IKELB_NETNS_TOOL_PATH, "xdp-pass", "l0"}));
+    add_lb_behind_router(kVip);
     // A fixed MAC: a bridge takes its lowest port's MAC by default, and adding a client host
     // changed it, cutting off every host whose ARP entry still had the old one for ~10 s.
     must({"ip", "-n", ns("inet"), "link", "add", "br0", "address", mac(2, 1), "type", "bridge"});
@@ -219,13 +184,7 @@ class E2eTest : public NetnsFixture {
   }
 
   // The pings and other helpers first, then the agent (TearDown).
-  void before_agent_teardown() override {
-    for (pid_t pid : std::vector<pid_t>(children_))
-      if (pid != agent_pid_) {
-        stop_process(pid, kStopGrace);
-        forget(pid);
-      }
-  }
+  void before_agent_teardown() override { stop_children_except_agent(); }
 
   void dump_logs() override {
     NetnsFixture::dump_logs();
@@ -241,47 +200,10 @@ class E2eTest : public NetnsFixture {
                    tail(read_file(gateway_dir(i) + "/charon.log"), 2500).c_str());
   }
 
-  // Every namespace has rp_filter off; a `router` forwards.
-  void add_namespace(const std::string& name, bool router = false) {
-    Argv sysctls = {"net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"};
-    if (router) sysctls.push_back("net.ipv4.ip_forward=1");
-    NetnsFixture::add_namespace(name, sysctls);
-  }
-
   // A partial UDP checksum does not survive an XDP redirect: traffic that originates in a
   // namespace leaves with a full one.
   void tx_csum_off(const std::string& name, const std::string& ifname) {
     must(in_ns(name, {"ethtool", "-K", ifname, "tx", "off"}));
-  }
-
-  std::string gateway_dir(int i) const { return dir_ + "/gw" + std::to_string(i); }
-  static std::string gateway_address(int i) { return "10.0." + std::to_string(i) + ".2"; }
-
-  // Namespaces and links of gateways `ids`, then their charons (started in parallel).
-  void add_gateways(const std::vector<int>& ids, const Argv& options = {}) {
-    std::vector<Argv> starts;
-    for (int i : ids) {
-      const std::string gw = "gw" + std::to_string(i), g = "g" + std::to_string(i);
-      const std::string net = "10.0." + std::to_string(i) + ".";
-      add_namespace(gw);
-      link_gateway(i, 10 + i);
-      Argv start = {"sw_gateway_start",
-                    ns(gw),
-                    gateway_dir(i),
-                    gateway_address(i),
-                    "--psk",
-                    kPsk,
-                    "--pool",
-                    net.substr(0, 3) + "201." + std::to_string(i) + ".0/24"};
-      start.insert(start.end(), options.begin(), options.end());
-      starts.push_back(sw(start));
-      charons_[gateway_dir(i)] = gw;
-      gateways_.push_back(i);
-    }
-    auto results = run_all(starts, 30s);
-    for (size_t k = 0; k < results.size(); k++)
-      if (results[k].exit_code != 0)
-        throw std::runtime_error("gw" + std::to_string(ids[k]) + ": " + results[k].output);
   }
 
   static std::string client_address(int n) { return "100.64.1." + std::to_string(n); }
@@ -296,7 +218,7 @@ class E2eTest : public NetnsFixture {
       c.ns = ns(c.name);
       c.dir = dir_ + "/" + c.name;
       c.address = c.seen_as = client_address(n);
-      add_namespace(c.name);
+      add_host(c.name);
       add_link("inet", "p" + std::to_string(n), c.name, "e0");
       must({"ip", "-n", ns("inet"), "link", "set", "p" + std::to_string(n), "master", "br0"});
       must({"ip", "-n", c.ns, "addr", "add", c.address + "/16", "dev", "e0"});
@@ -311,7 +233,7 @@ class E2eTest : public NetnsFixture {
   // n1 (192.168.1.2) behind the NAT router `nat` (100.64.2.1 on the bridge, masquerade with
   // random ports).
   std::string add_nat_client_host() {
-    add_namespace("nat", true);
+    add_host("nat", true);
     add_link("inet", "pnat", "nat", "e0");
     must({"ip", "-n", ns("inet"), "link", "set", "pnat", "master", "br0"});
     must({"ip", "-n", ns("nat"), "addr", "add", std::string(kNatPublic) + "/16", "dev", "e0"});
@@ -322,7 +244,7 @@ class E2eTest : public NetnsFixture {
     c.dir = dir_ + "/n1";
     c.address = kNatClient;
     c.seen_as = kNatPublic;
-    add_namespace(c.name);
+    add_host(c.name);
     add_link("nat", "lan", c.name, "e0");
     must({"ip", "-n", ns("nat"), "addr", "add", "192.168.1.1/24", "dev", "lan"});
     must({"ip", "-n", c.ns, "addr", "add", c.address + "/24", "dev", "e0"});
@@ -654,7 +576,7 @@ class E2eTest : public NetnsFixture {
 
   // Three gateways, ikelbd with them all active.
   void standard_setup(uint32_t idle_timeout_s = 600, const Argv& gateway_options = {}) {
-    add_gateways({1, 2, 3}, gateway_options);
+    add_charon_gateways({1, 2, 3}, kPsk, gateway_options);
     for (int i : {1, 2, 3}) alive_[i] = true;
     write_config({1, 2, 3}, idle_timeout_s);
     start_agent();
@@ -859,16 +781,16 @@ TEST_F(E2eTest, CertificateAuthWithIpFragmentedIkeAuth) {
     EXPECT_GT(response, 1500) << name
                               << " got no fragmented IKE_AUTH response from the VIP; its log:\n"
                               << net_lines(client_log);
-    auto reasm = snmp_ip(run(in_ns(name, {"cat", "/proc/net/snmp"})).output, "ReasmOKs");
+    auto reasm = snmp_field(run(in_ns(name, {"cat", "/proc/net/snmp"})).output, "Ip:", "ReasmOKs");
     EXPECT_GE(reasm.value_or(0), 1) << name << " reassembled no datagram";
     std::printf("[ e2e      ] %s on gw%d: IKE_AUTH request %d bytes, response %d bytes\n",
                 name.c_str(), gw, request, response);
   }
   long gw_reasm = 0;
   for (int i : gateways_)
-    gw_reasm +=
-        snmp_ip(run(in_ns("gw" + std::to_string(i), {"cat", "/proc/net/snmp"})).output, "ReasmOKs")
-            .value_or(0);
+    gw_reasm += snmp_field(run(in_ns("gw" + std::to_string(i), {"cat", "/proc/net/snmp"})).output,
+                           "Ip:", "ReasmOKs")
+                    .value_or(0);
   EXPECT_GE(gw_reasm, kClients);
   const std::string m = metrics();
   auto learned = metric(m, "ikelb_reply_fragments_learned_total");
@@ -1104,7 +1026,7 @@ TEST_F(E2eTest, KillDashNineOfIkelbdUnderPingsBreaksNothing) {
 // 8. A reload that adds a gateway while the tunnels carry traffic moves no established client;
 // new clients spread over four gateways as Maglev predicts.
 TEST_F(E2eTest, ReloadAddingAGatewayUnderTrafficMovesNoClient) {
-  add_gateways({1, 2, 3, 4});
+  add_charon_gateways({1, 2, 3, 4}, kPsk);
   for (int i : {1, 2, 3, 4}) alive_[i] = true;
   write_config({1, 2, 3});
   start_agent();

@@ -14,6 +14,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <regex>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -23,6 +25,28 @@ namespace ikelb::test {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+
+std::optional<std::pair<int, int>> ping_counts(const std::string& output) {
+  static const std::regex summary(R"((\d+) packets transmitted, (\d+) received)");
+  std::smatch m;
+  if (!std::regex_search(output, m, summary)) return std::nullopt;
+  return std::make_pair(std::stoi(m[1]), std::stoi(m[2]));
+}
+
+std::optional<long> snmp_field(const std::string& snmp, const std::string& section,
+                               const std::string& name) {
+  std::istringstream in(snmp);
+  std::string header, values;
+  while (std::getline(in, header)) {
+    if (!header.starts_with(section + " ")) continue;
+    std::getline(in, values);
+    std::istringstream h(header), v(values);
+    std::string key, value;
+    while (h >> key && v >> value)
+      if (key == name) return std::stol(value);
+  }
+  return std::nullopt;
+}
 
 void NetnsFixture::SetUp() {
   ASSERT_EQ(geteuid(), 0u) << "the netns tests need root";
@@ -180,6 +204,20 @@ void NetnsFixture::add_namespace(const std::string& name, const Argv& sysctls) {
   must(in_ns(name, argv));
 }
 
+void NetnsFixture::add_host(const std::string& name, bool router) {
+  Argv sysctls = {"net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"};
+  if (router) sysctls.push_back("net.ipv4.ip_forward=1");
+  add_namespace(name, sysctls);
+}
+
+void NetnsFixture::stop_children_except_agent() {
+  for (pid_t pid : std::vector<pid_t>(children_))
+    if (pid != agent_pid_) {
+      stop_process(pid, opt_.stop_grace);
+      forget(pid);
+    }
+}
+
 std::string NetnsFixture::mac(int link, int side) const {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "02:%02x:00:00:%02x:%02x", opt_.mac_tag, link, side);
@@ -235,6 +273,22 @@ void NetnsFixture::add_lb_and_clients(int clients) {
   }
   must({"ip", "-n", ns("cli"), "-batch", batch});
   must(in_ns("cli", {opt_.netns_tool, "xdp-pass", "c1"}));
+}
+
+void NetnsFixture::add_lb_behind_router(const std::string& vip) {
+  add_host("lb", true);
+  add_host("inet", true);
+  add_link("inet", "l0", "lb", "up0", 1);
+  must({"ip", "-n", ns("inet"), "addr", "add", "192.0.2.1/24", "dev", "l0"});
+  must({"ip", "-n", ns("lb"), "addr", "add", "192.0.2.2/24", "dev", "up0"});
+  must({"ip", "-n", ns("inet"), "route", "add", vip + "/32", "via", "192.0.2.2"});
+  must({"ip", "-n", ns("lb"), "route", "add", "100.64.0.0/16", "via", "192.0.2.1"});
+  must({"ip", "-n", ns("inet"), "neigh", "replace", "192.0.2.2", "lladdr", mac(1, 2), "nud",
+        "permanent", "dev", "l0"});
+  must({"ip", "-n", ns("lb"), "neigh", "replace", "192.0.2.1", "lladdr", mac(1, 1), "nud",
+        "permanent", "dev", "up0"});
+  // l0 is the peer of an XDP redirect target.
+  must(in_ns("inet", {opt_.netns_tool, "xdp-pass", "l0"}));
 }
 
 void NetnsFixture::start_serve(int i, const std::string& log, const Argv& options) {
@@ -326,6 +380,32 @@ Argv NetnsFixture::sw(Argv fn_and_args) const {
   Argv argv = {"bash", "-c", "source \"$0\" && \"$@\"", opt_.strongswan_sh};
   argv.insert(argv.end(), fn_and_args.begin(), fn_and_args.end());
   return argv;
+}
+
+void NetnsFixture::add_charon_gateways(const std::vector<int>& ids, const std::string& psk,
+                                       const Argv& options) {
+  std::vector<Argv> starts;
+  for (int i : ids) {
+    const std::string gw = "gw" + std::to_string(i);
+    add_host(gw);
+    link_gateway(i, 10 + i);
+    Argv start = {"sw_gateway_start",
+                  ns(gw),
+                  gateway_dir(i),
+                  gateway_address(i),
+                  "--psk",
+                  psk,
+                  "--pool",
+                  "10.201." + std::to_string(i) + ".0/24"};
+    start.insert(start.end(), options.begin(), options.end());
+    starts.push_back(sw(start));
+    charons_[gateway_dir(i)] = gw;
+    gateways_.push_back(i);
+  }
+  auto results = run_all(starts, 60s);
+  for (size_t k = 0; k < results.size(); k++)
+    if (results[k].exit_code != 0)
+      throw std::runtime_error("gw" + std::to_string(ids[k]) + ": " + results[k].output);
 }
 
 void NetnsFixture::stop_charons() {

@@ -24,6 +24,12 @@
 
 namespace ikelb::test {
 
+// "<transmitted> <received>" of a ping summary, or nullopt.
+std::optional<std::pair<int, int>> ping_counts(const std::string& output);
+// Field `name` of the line pair `section` ("Ip:", "Icmp:", ...) of /proc/net/snmp, or nullopt.
+std::optional<long> snmp_field(const std::string& snmp, const std::string& section,
+                               const std::string& name);
+
 struct NetnsOptions {
   // Binaries (each test target's compile definitions). strongswan_sh may stay empty when the
   // fixture starts no charon.
@@ -59,6 +65,8 @@ class NetnsFixture : public ::testing::Test {
   std::string datapath_report();
   // Runs in TearDown before the agent is stopped (e.g. stop a client of the agent first).
   virtual void before_agent_teardown() {}
+  // Stops every child but the agent (pings, floods, clients of the agent).
+  void stop_children_except_agent();
   // Checks after `ikelbctl teardown` (its result `ctl`) stopped the agent with wait `status`.
   virtual void check_agent_teardown(const RunResult& ctl, int status) {
     (void)ctl;
@@ -91,6 +99,9 @@ class NetnsFixture : public ::testing::Test {
   // Adds namespace `name` (deleted in TearDown) with lo up, and runs `sysctl -qw SETTINGS` in it
   // when `sysctls` is not empty.
   void add_namespace(const std::string& name, const Argv& sysctls = {});
+  // add_namespace() with rp_filter off (replies come from a VIP no namespace routes back to where
+  // they arrive); a `router` also forwards.
+  void add_host(const std::string& name, bool router = false);
   // 02:<mac_tag>:00:00:<link>:<side>: side 1 on the first namespace of a link, 2 on the peer.
   std::string mac(int link, int side) const;
   // A veth ifa (in a) -- ifb (in b), both up; with `link`, fixed MACs mac(link, 1) and
@@ -107,6 +118,10 @@ class NetnsFixture : public ::testing::Test {
   // 198.51.100.2/24 (cli), MACs of link 0, permanent neighbours; client(1..clients) on c1, routed
   // from lb via cli; XDP_PASS on c1.
   void add_lb_and_clients(int clients);
+  // The lb and inet namespaces of the strongSwan tests, both routers (add_host): up0 192.0.2.2/24
+  // (lb) -- l0 192.0.2.1/24 (inet), MACs of link 1, permanent neighbours; inet routes `vip` to lb,
+  // lb routes 100.64.0.0/16 to inet; XDP_PASS on l0.
+  void add_lb_behind_router(const std::string& vip);
   // Client n's address: 100.64.0.0 + n.
   static std::string client(int n) {
     return "100.64." + std::to_string(n / 256) + "." + std::to_string(n % 256);
@@ -141,6 +156,13 @@ class NetnsFixture : public ::testing::Test {
 
   // `fn_and_args` (a function of strongswan.sh and its arguments) as a command.
   Argv sw(Argv fn_and_args) const;
+  // gw<i>'s charon directory, and its address 10.0.<i>.2.
+  std::string gateway_dir(int i) const { return dir_ + "/gw" + std::to_string(i); }
+  static std::string gateway_address(int i) { return "10.0." + std::to_string(i) + ".2"; }
+  // Namespaces gw<i> of `ids` (add_host, link_gateway on link 10 + i), then their charons, started
+  // in parallel: responders with pre-shared key `psk`, inner pool 10.201.<i>.0/24, `options`.
+  void add_charon_gateways(const std::vector<int>& ids, const std::string& psk,
+                           const Argv& options = {});
   // sw_gateway_stop for every charon of charons_ (in parallel), then SIGKILL for any process still
   // running with a strongswan.conf of this test's directory (a failure).
   void stop_charons();
