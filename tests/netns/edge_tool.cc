@@ -1,15 +1,18 @@
 // ikelb_edge_tool: the actors of the edge netns tests (tests/netns/edge_netns_test.cc).
 //
-//   frames --ifname IF --src-mac MAC --dst-mac MAC --src IP --dst IP
+//   frames --ifname IF --src-mac MAC --dst-mac MAC --src IP --dst IP (IPv4 or IPv6)
 //          (--udp SPORT:DPORT | --esp SPI) [--size N] [--df 1] [--count K] [--interval-us U]
 //       K IPv4 frames (default 1), written with an AF_PACKET socket on IF, addressed to
 //       DST-MAC: whatever source address the caller likes (a spoofer on the LAN, or a gateway
 //       sending "as" its IKE socket while charon owns the port). N is the IP total length
 //       (default 100), filled with a payload; checksums are correct. Prints "sent=<k>".
 //   df-send --dst IP --port P --size N
-//       one UDP datagram of IP total length N to IP:P from a socket with IP_PMTUDISC_DO (no local
-//       fragmentation). Prints "ok", or "error=EMSGSIZE mtu=<path MTU the kernel knows>" (or
-//       another errno name).
+//       one UDP datagram of IP total length N to IP:P (IPv4 or IPv6) from a socket with
+//       IP(V6)_PMTUDISC_DO (no local fragmentation). Prints "ok", or "error=EMSGSIZE mtu=<path MTU
+//       the kernel knows>" (or another errno name).
+//   bind --port P
+//       holds a UDP socket on [::]:P (IPv4 too) until SIGTERM, dropping what arrives; prints
+//       "bound". ICMP errors about datagrams from port P reach the kernel's UDP code through it.
 //   ike-flood --vip IP [--port 500] --rate R --duration-ms D [--linger-ms L]
 //       IKE_SA_INIT requests (healthcheck/ike.h: x25519, random SPIi, KE and nonce each) from one
 //       UDP socket to IP:port at R per second for D ms, then collects answers for L ms (default
@@ -20,6 +23,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -67,10 +71,14 @@ int frames(const Options& opt) {
   const long size = number(opt, "size", 100), count = number(opt, "count", 1);
   const long interval_us = number(opt, "interval-us", 0);
   t::Frame f;
-  f.eth(t::mac(need(opt, "src-mac")), t::mac(need(opt, "dst-mac")))
-      .ipv4(t::ip(need(opt, "src")), t::ip(need(opt, "dst")))
-      .dont_fragment(number(opt, "df", 0) != 0);
-  size_t header = 20 + 8;  // IPv4 + UDP, or IPv4 + ESP's SPI and sequence number
+  const t::IpAddr src = t::ip(need(opt, "src")), dst = t::ip(need(opt, "dst"));
+  f.eth(t::mac(need(opt, "src-mac")), t::mac(need(opt, "dst-mac")));
+  if (src.is_v6())
+    f.ipv6(src, dst);  // IPv6 routers never fragment: --df is implied
+  else
+    f.ipv4(src, dst).dont_fragment(number(opt, "df", 0) != 0);
+  // IP + UDP, or IP + ESP's SPI and sequence number
+  size_t header = (src.is_v6() ? 40 : 20) + 8;
   if (opt.count("udp")) {
     const std::string ports = opt.at("udp");
     const auto colon = ports.find(':');
@@ -110,28 +118,77 @@ int frames(const Options& opt) {
 // ---- df-send ----
 
 int df_send(const Options& opt) {
-  sockaddr_in dst{};
-  dst.sin_family = AF_INET;
-  dst.sin_port = htons(static_cast<uint16_t>(std::stoul(need(opt, "port"))));
-  if (inet_pton(AF_INET, need(opt, "dst").c_str(), &dst.sin_addr) != 1)
-    throw std::invalid_argument("bad --dst");
+  sockaddr_storage dst{};
+  socklen_t dst_len;
+  const std::string dst_text = need(opt, "dst");
+  const auto port = htons(static_cast<uint16_t>(std::stoul(need(opt, "port"))));
+  const bool v6 = dst_text.find(':') != std::string::npos;
+  if (v6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&dst);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = port;
+    if (inet_pton(AF_INET6, dst_text.c_str(), &a->sin6_addr) != 1)
+      throw std::invalid_argument("bad --dst");
+    dst_len = sizeof(*a);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&dst);
+    a->sin_family = AF_INET;
+    a->sin_port = port;
+    if (inet_pton(AF_INET, dst_text.c_str(), &a->sin_addr) != 1)
+      throw std::invalid_argument("bad --dst");
+    dst_len = sizeof(*a);
+  }
   const long size = std::stol(need(opt, "size"));
-  if (size < 28 || size > 65535) throw std::invalid_argument("bad --size");
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const long headers = v6 ? 48 : 28;
+  if (size < headers || size > 65535) throw std::invalid_argument("bad --size");
+  int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return fail(std::string("df-send: socket: ") + std::strerror(errno));
-  int mode = IP_PMTUDISC_DO;
-  if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &mode, sizeof(mode)) != 0 ||
-      connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof(dst)) != 0)
+  const int level = v6 ? IPPROTO_IPV6 : IPPROTO_IP;
+  int mode = v6 ? IPV6_PMTUDISC_DO : IP_PMTUDISC_DO;
+  if (setsockopt(fd, level, v6 ? IPV6_MTU_DISCOVER : IP_MTU_DISCOVER, &mode, sizeof(mode)) != 0 ||
+      connect(fd, reinterpret_cast<sockaddr*>(&dst), dst_len) != 0)
     return fail(std::string("df-send: ") + std::strerror(errno));
-  std::string payload(static_cast<size_t>(size - 28), 'D');
+  std::string payload(static_cast<size_t>(size - headers), 'D');
   if (send(fd, payload.data(), payload.size(), 0) == static_cast<ssize_t>(payload.size())) {
     std::printf("ok\n");
   } else {
     const int err = errno;
     int mtu = 0;
     socklen_t len = sizeof(mtu);
-    getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &len);
+    getsockopt(fd, level, v6 ? IPV6_MTU : IP_MTU, &mtu, &len);
     std::printf("error=%s mtu=%d\n", err == EMSGSIZE ? "EMSGSIZE" : strerrorname_np(err), mtu);
+  }
+  close(fd);
+  return 0;
+}
+
+// ---- bind ----
+
+volatile sig_atomic_t g_stop = 0;
+void on_signal(int) {
+  g_stop = 1;
+}
+
+// A UDP socket on [::]:P (IPv4 too) that reads and drops, until SIGTERM: the socket an ICMP error
+// about the port's datagrams is delivered to. Prints "bound" once it is.
+int bind_mode(const Options& opt) {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail(std::string("bind: socket: ") + std::strerror(errno));
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_port = htons(static_cast<uint16_t>(std::stoul(need(opt, "port"))));
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
+    return fail(std::string("bind: ") + std::strerror(errno));
+  std::printf("bound\n");
+  std::fflush(stdout);
+  char buf[2048];
+  while (!g_stop) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 200) > 0) recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
   }
   close(fd);
   return 0;
@@ -225,6 +282,7 @@ int usage() {
                "           (--udp SPORT:DPORT | --esp SPI) [--size N] [--df 1] [--count K] "
                "[--interval-us U]\n"
                "       ikelb_edge_tool df-send --dst IP --port P --size N\n"
+               "       ikelb_edge_tool bind --port P\n"
                "       ikelb_edge_tool ike-flood --vip IP [--port P] --rate R --duration-ms D "
                "[--linger-ms L]\n");
   return 1;
@@ -245,6 +303,7 @@ int main(int argc, char** argv) {
     if (mode == "frames") return frames(opt);
     if (mode == "df-send") return df_send(opt);
     if (mode == "ike-flood") return ike_flood(opt);
+    if (mode == "bind") return bind_mode(opt);
   } catch (const std::exception& e) {
     return fail(mode + ": " + e.what());
   }
