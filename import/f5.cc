@@ -514,6 +514,11 @@ class F5Reader {
     // Ratios 1..655 scale to ikelb weights of 100..65500 (ikelb's default is 100); larger ones
     // are taken as they are. Only the proportions matter.
     const uint32_t scale = ratio && max_ratio <= 655 ? 100 : 1;
+    if (!ratio && max_ratio > 1)
+      note(pool.line, "ltm pool " + s.pool +
+                          ": the member ratios are not used by "
+                          "load-balancing-mode " +
+                          mode + ", so every gateway gets weight 100");
     for (auto& [member, r] : read) {
       member.weight = ratio ? r * scale : 100;
       s.members.push_back(std::move(member));

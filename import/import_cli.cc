@@ -6,10 +6,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "citrix.h"
-#include "f5.h"
-#include "kemp.h"
 #include "model.h"
+#include "vendors.h"
 
 namespace ikelb::appliance {
 
@@ -107,15 +105,8 @@ int import_main(const std::vector<std::string>& args) {
   }
   if (words.size() != 2) return usage("expected a vendor (f5, citrix, kemp) and a FILE");
   const std::string& vendor = words[0];
-  ApplianceConfig (*parse)(std::string_view, const std::string&) = nullptr;
-  if (vendor == "f5")
-    parse = parse_f5;
-  else if (vendor == "citrix")
-    parse = parse_citrix;
-  else if (vendor == "kemp")
-    parse = parse_kemp;
-  else
-    return usage("unknown vendor \"" + vendor + "\" (f5, citrix, kemp)");
+  const Parser parse = parser_for(vendor);
+  if (!parse) return usage("unknown vendor \"" + vendor + "\" (f5, citrix, kemp)");
 
   std::string text, error;
   if (!read_file(words[1], text, error)) {

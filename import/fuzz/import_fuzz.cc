@@ -12,16 +12,14 @@
 #include <string>
 #include <string_view>
 
-#include "citrix.h"
-#include "f5.h"
-#include "kemp.h"
 #include "model.h"
+#include "vendors.h"
 
 namespace {
 
 using namespace ikelb::appliance;
 
-ApplianceConfig (*g_parse)(std::string_view, const std::string&) = nullptr;
+Parser g_parse = nullptr;
 
 void check(bool ok, const char* what) {
   if (!ok) {
@@ -60,13 +58,7 @@ void run(std::string_view text, const ImportOptions& options) {
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   const char* parser = std::getenv("IKELB_IMPORT_FUZZ_PARSER");
-  const std::string p = parser ? parser : "";
-  if (p == "f5")
-    g_parse = parse_f5;
-  else if (p == "citrix")
-    g_parse = parse_citrix;
-  else if (p == "kemp")
-    g_parse = parse_kemp;
+  g_parse = parser_for(parser ? parser : "");
   if (!g_parse) {
     std::fprintf(stderr, "import_fuzz: set IKELB_IMPORT_FUZZ_PARSER to f5, citrix or kemp\n");
     std::exit(2);
