@@ -422,6 +422,11 @@ class F5Reader {
                 "ltm virtual " + s.name +
                     ": iRules can choose pools and persistence per packet; ikelb does not run "
                     "them (the virtual server is imported without them)");
+      } else if (key == "rate-limit" && value != "disabled" && value != "0" && !value.empty()) {
+        note(c.line, "ltm virtual " + s.name + ": rate-limit " + value +
+                         " (connections per second) is not imported; ikelb can limit new "
+                         "IKE_SA_INIT requests per source and per virtual server "
+                         "(\"ike_sa_init_limit\", config/README.md)");
       } else if (key == "disabled" && c.words.size() == 1) {
         s.enabled = false;
       } else if (key == "ip-forward" || key == "l2-forward" || key == "reject" ||

@@ -154,6 +154,11 @@ class KempReader {
       note(s.persistence_where,
            element + ": persistence " + persist + "; ikelb keeps clients by their source address");
     }
+    if (const std::string cps = text(vs, "ConnsPerSecLimit"); !cps.empty() && cps != "0")
+      note(at(vs.child("ConnsPerSecLimit"), element),
+           element + ": ConnsPerSecLimit " + cps +
+               " is not imported; ikelb can limit new IKE_SA_INIT requests per source and per "
+               "virtual server (\"ike_sa_init_limit\", config/README.md)");
     const std::string follow = text(vs, "FollowVSID");
     if (!follow.empty() && follow != "0") follow_[index] = {follow, s.where};
 

@@ -222,8 +222,8 @@ class Converter {
     std::vector<Vip> vips;
     std::vector<std::string> ignored;
     std::set<std::string> ike_addresses;
-    for (const Service* s : services)
-      if (s->enabled && is_ike_service(*s)) ike_addresses.insert(s->address);
+    for (const Service* s : services)  // disabled ones too: they are reported, not ignored
+      if (is_ike_service(*s)) ike_addresses.insert(s->address);
     for (const Service* s : services) {
       if (!ike_addresses.contains(s->address)) {
         ignored.push_back(s->name);

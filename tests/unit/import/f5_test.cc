@@ -156,6 +156,10 @@ TEST(ImportF5, SettingsIkelbCannotReproduceNameTheirLine) {
   Outcome fine =
       run_text(parse_f5, one_vip("10.1.1.1:isakmp", "translate-address enabled"), "x.conf");
   EXPECT_TRUE(fine.result.ok) << fine.report;
+
+  Outcome limited = run_text(parse_f5, one_vip("10.1.1.1:500", "rate-limit 500"), "x.conf");
+  EXPECT_TRUE(limited.result.ok) << limited.report;
+  EXPECT_TRUE(limited.has_note("rate-limit 500 (connections per second) is not imported"));
 }
 
 TEST(ImportF5, SyntaxErrorsStopTheImportEvenWhenEverythingIsForced) {

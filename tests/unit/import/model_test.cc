@@ -62,6 +62,24 @@ TEST(ImportModel, NameSelectsOneVipWithItsSiblings) {
               HasSubstr("error: --name nope: no virtual server of that name in the file"));
 }
 
+TEST(ImportModel, DisabledServicesAreNamedNotImported) {
+  ApplianceConfig a;
+  a.services = {udp("v_500", "192.0.2.1", 500, {"10.0.0.1"}, 1),
+                udp("v_4500", "192.0.2.1", 4500, {"10.0.0.1"}, 5),
+                udp("off_500", "192.0.2.2", 500, {"10.0.0.2"}, 9)};
+  a.services[1].enabled = false;
+  a.services[2].enabled = false;
+  ImportResult r = convert(a, {});
+  ASSERT_TRUE(r.ok);
+  auto j = nlohmann::json::parse(r.config_json);
+  ASSERT_EQ(j["virtual_servers"].size(), 1u);
+  EXPECT_EQ(j["virtual_servers"][0]["ports"], nlohmann::json::array({500}));
+  std::string report = format_report(r, "test", {});
+  EXPECT_THAT(report, HasSubstr("note: m.conf:5: \"v_4500\" (udp 192.0.2.1 4500) is disabled on "
+                                "the appliance: not imported"));
+  EXPECT_THAT(report, HasSubstr("note: m.conf:9: \"off_500\" (udp 192.0.2.2 500) is disabled"));
+}
+
 TEST(ImportModel, LargePoolsGetAPrimeTableOfAHundredSlotsPerGateway) {
   std::vector<std::string> gws;
   for (int i = 0; i < 700; i++)
