@@ -97,6 +97,9 @@ int import_main(const std::vector<std::string>& args) {
     } else if (value("--force", v)) {
       std::string error;
       if (!parse_force(v, options.force, error)) return usage(error);
+    } else if (a == "-h" || a == "--help") {
+      std::fprintf(stderr, "usage: ikelbctl\n%s", kImportUsage);
+      return 0;
     } else if (a.starts_with("-")) {
       return usage("unknown option " + a);
     } else {
