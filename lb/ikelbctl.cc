@@ -6,6 +6,7 @@
 
 #include "admin_http.h"
 #include "ctl_format.h"
+#include "import_cli.h"
 
 namespace {
 
@@ -19,12 +20,16 @@ constexpr const char* kUsage =
     "  disable NAME        no traffic at all; pinned clients move to other backends\n"
     "  enable NAME         undo disable\n"
     "  reload              re-read the config file (rejected configs change nothing)\n"
-    "  teardown            detach XDP, remove all pinned state (affinity too), stop ikelbd\n"
-    "exit status: 0 ok, 1 refused by ikelbd, 2 usage, 3 ikelbd unreachable\n";
+    "  teardown            detach XDP, remove all pinned state (affinity too), stop ikelbd\n";
+constexpr const char* kExitStatus =
+    "exit status: 0 ok, 1 refused by ikelbd (import: refused, problems listed), 2 usage,\n"
+    "3 ikelbd unreachable\n";
 
 int usage(const std::string& why) {
   if (!why.empty()) std::fprintf(stderr, "ikelbctl: %s\n", why.c_str());
   std::fputs(kUsage, stderr);
+  std::fputs(ikelb::appliance::kImportUsage, stderr);
+  std::fputs(kExitStatus, stderr);
   return 2;
 }
 
@@ -44,6 +49,8 @@ int main(int argc, char** argv) {
       json = true;
     else if (a == "-h" || a == "--help")
       return usage(""), 0;
+    else if (a == "import" && words.empty())  // offline; its own options follow
+      return ikelb::appliance::import_main(std::vector<std::string>(argv + i + 1, argv + argc));
     else if (a.starts_with("--"))
       return usage("unknown option " + a);
     else
