@@ -34,6 +34,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "configmap.h"
 #include "netns_fixture.h"
 #include "process.h"
 
@@ -417,6 +418,88 @@ TEST_F(NetnsAgentTest, InvalidReloadIsRejectedAndForwardingIsUnchanged) {
   const nlohmann::json last = ctl_json({"status"})["last_reload"];
   EXPECT_EQ(last["ok"], false) << last.dump();
   EXPECT_EQ(last["errors"].size(), 2u) << last.dump();
+}
+
+// --watch-config with the config in a ConfigMap-style directory (what the Helm chart mounts):
+// a valid update is applied without a signal, pinned clients stay; a broken update is rejected
+// and changes nothing, visibly (log, ikelbctl status); the next valid update applies again.
+TEST_F(NetnsAgentTest, ConfigMapUpdatesReloadByThemselves) {
+  add_gateway(4);
+  ConfigMapDir configmap(dir_ + "/configmap");
+  const std::string staging = config_path_, mounted = configmap.path("ikelb.json").string();
+  auto publish = [&](int backends) {  // write_config's file, published through the ConfigMap
+    config_path_ = staging;
+    write_config(backends, 60);
+    config_path_ = mounted;
+    configmap.update("ikelb.json", read_file(staging));
+  };
+  publish(3);
+  agent_args_ = {"--watch-config"};
+  start_agent();
+  auto placed = place(500, 1, 100, "before");
+  ASSERT_EQ(placed.size(), 100u);
+  EXPECT_EQ(backends().count("gw4"), 0u);
+
+  auto wait_log = [&](const std::string& text, int count) {
+    auto deadline = Clock::now() + 10s;
+    auto seen = [&] {
+      std::string log = read_file(agent_log_);
+      int n = 0;
+      for (size_t at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) n++;
+      return n;
+    };
+    while (seen() < count && Clock::now() < deadline) std::this_thread::sleep_for(50ms);
+    return seen();
+  };
+
+  // A broken update: gw3 removed and a typo.
+  nlohmann::json bad = nlohmann::json::parse(read_file(staging));
+  bad["virtual_servers"][0]["backends"].erase(2);
+  bad["virtual_servers"][0]["backends"][0]["adress"] = "10.0.1.2";
+  configmap.update("ikelb.json", bad.dump(2));
+  EXPECT_EQ(wait_log("reload (config file changed) rejected, nothing changed", 1), 1)
+      << tail(read_file(agent_log_));
+  nlohmann::json last = ctl_json({"status"})["last_reload"];
+  EXPECT_EQ(last["ok"], false) << last.dump();
+  ASSERT_EQ(last["errors"].size(), 1u) << last.dump();
+  EXPECT_NE(last["errors"][0].get<std::string>().find("/virtual_servers/0/backends/0/adress"),
+            std::string::npos)
+      << last.dump();
+  EXPECT_EQ(backend("gw3")["state"], "active") << "the rejected file dropped gw3: no effect";
+
+  // A valid update adding gw4: applied with no signal and no ikelbctl.
+  publish(4);
+  EXPECT_EQ(wait_log("reloaded (config file changed)", 1), 1) << tail(read_file(agent_log_));
+  EXPECT_EQ(backend("gw4")["state"], "active");
+  EXPECT_EQ(ctl_json({"status"})["last_reload"]["ok"], true);
+
+  auto again = place(500, 1, 100, "again");
+  int moved = 0;
+  for (const auto& [c, gw] : placed) moved += again.count(c) == 0 || again.at(c) != gw;
+  EXPECT_EQ(moved, 0) << "pinned clients that changed gateway after the ConfigMap update";
+  EXPECT_EQ(wait_log("(config file changed)", 2), 2) << "exactly two reloads were due";
+}
+
+// --teardown-on-stop (the chart's last run before an uninstall): SIGTERM detaches XDP and
+// removes the pins; without the flag (every other test, KillDashNine) they stay.
+TEST_F(NetnsAgentTest, TeardownOnStopDetachesOnSigterm) {
+  write_config(3, 60);
+  agent_args_ = {"--teardown-on-stop"};
+  start_agent();
+  ASSERT_NE(run({"ip", "-n", ns("lb"), "link", "show", "c0"}).output.find("xdp"),
+            std::string::npos);
+  ASSERT_TRUE(std::filesystem::exists(bpffs_ + "/ikelb"));
+  ASSERT_EQ(kill(agent_pid_, SIGTERM), 0);
+  std::optional<int> status = wait_exit(agent_pid_, 10s);
+  ASSERT_TRUE(status.has_value()) << "ikelbd did not stop on SIGTERM";
+  forget(agent_pid_);
+  agent_pid_ = -1;
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+  EXPECT_FALSE(std::filesystem::exists(bpffs_ + "/ikelb")) << "pins left after the teardown";
+  RunResult links = run({"ip", "-n", ns("lb"), "link", "show"});
+  EXPECT_EQ(links.output.find("xdp"), std::string::npos) << links.output;
+  EXPECT_NE(read_file(agent_log_).find("with --teardown-on-stop: detaching XDP"),
+            std::string::npos);
 }
 
 TEST_F(NetnsAgentTest, DrainKeepsPinnedClientsAndReportsDrained) {
