@@ -133,8 +133,11 @@ Datapath::Datapath(const Options& options) : pin_dir_(options.pin_dir) {
       check(bpf_map__set_pin_path(m, path.c_str()), "setting pin path " + path);
     }
   }
+  // Without CAP_PERFMON the verifier refuses the program (EACCES); a container's default
+  // seccomp profile refuses bpf() itself (EPERM).
   check(ikelb_bpf__load(skel_.get()),
-        "loading the ikelb BPF object (needs CAP_BPF, CAP_NET_ADMIN)");
+        "loading the ikelb BPF object (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN, and in a "
+        "container a seccomp profile that allows bpf())");
 }
 
 Datapath::~Datapath() {

@@ -9,6 +9,9 @@
 #                                    check_manifest.mjs, and the rendered config accepted by
 #                                    `ikelbd --check`; a corrupted manifest must fail
 #   chart_test.sh manifest  IKELBD   deploy/kubernetes/ikelb.yaml is `helm template` output
+#   chart_test.sh podman-args VALUES CONFIGMAP_DIR OUT.json
+#                                    the chart rendered with VALUES, as podman arguments
+#                                    (podman_args.mjs; for the container test)
 #
 # helm and the node modules come from tests/deploy/tools.sh (cache: IKELB_TOOLS_DIR or
 # build/deploy-tools).
@@ -18,6 +21,9 @@ root=$(cd "$here/../.." && pwd)
 chart=$root/deploy/helm/ikelb
 mode=${1:?usage: chart_test.sh lint|template|manifest IKELBD}
 ikelbd=${2:?usage: chart_test.sh lint|template|manifest IKELBD}
+if [ "$mode" = podman-args ]; then
+  values=$2 configmap_dir=${3:?CONFIGMAP_DIR} podman_out=${4:?OUT.json}
+fi
 tools=$("$here/tools.sh" "${IKELB_TOOLS_DIR:-$root/build/deploy-tools}")
 helm=$tools/bin/helm
 export IKELB_NODE_MODULES=$tools/node_modules
@@ -93,6 +99,10 @@ template)
     done
     echo "broken manifest: rejected as expected"
   fi
+  ;;
+podman-args)
+  render test "$values" "$work/test.yaml"
+  node "$here/podman_args.mjs" "$work/test.yaml" "$configmap_dir" "$podman_out"
   ;;
 manifest)
   render default "" "$work/rendered.yaml"
