@@ -499,6 +499,7 @@ class Validator {
                         {"bpffs", false},
                         {"admin", false},
                         {"metrics", false},
+                        {"health", false},
                         {"affinity", false},
                         {"log_level", false},
                         {"edge", false},
@@ -535,7 +536,9 @@ class Validator {
       } else if (key == "admin") {
         validate_admin(path, v, c);
       } else if (key == "metrics") {
-        validate_metrics(path, v, c);
+        c.metrics_listen = validate_listener(path, v, c.metrics_listen);
+      } else if (key == "health") {
+        c.health_listen = validate_listener(path, v, c.health_listen);
       } else if (key == "affinity") {
         validate_affinity(path, v, c);
       } else if (key == "log_level") {
@@ -596,14 +599,14 @@ class Validator {
       c.admin_token_file = expect_abs_path(child(path, "token_file"), *it);
   }
 
-  void validate_metrics(const std::string& path, const Json& v, Config& c) {
-    if (!expect_object(path, v, {{"listen", false}})) return;
-    if (auto it = v.find("listen"); it != v.end()) {
-      if (it->is_null())
-        c.metrics_listen.reset();
-      else
-        c.metrics_listen = expect_listen(child(path, "listen"), *it);
-    }
+  // {"listen": "host:port" | null}: the listener's address, or none.
+  std::optional<std::string> validate_listener(const std::string& path, const Json& v,
+                                               std::optional<std::string> current) {
+    if (!expect_object(path, v, {{"listen", false}})) return current;
+    auto it = v.find("listen");
+    if (it == v.end()) return current;
+    if (it->is_null()) return std::nullopt;
+    return expect_listen(child(path, "listen"), *it);
   }
 
   void validate_affinity(const std::string& path, const Json& v, Config& c) {

@@ -86,6 +86,7 @@ struct Config {
   std::optional<std::string> admin_tcp_listen;  // "host:port"; needs admin_token_file
   std::optional<std::string> admin_token_file;  // bearer token for the TCP listener
   std::optional<std::string> metrics_listen = "127.0.0.1:9712";  // null disables
+  std::optional<std::string> health_listen = "127.0.0.1:9714";   // /healthz, /readyz; null disables
   uint32_t affinity_idle_timeout_s = 3600;                       // 0: never expire by age
   uint32_t affinity_max_entries = 1048576;
   std::string log_level = "warning";  // "debug", "info", "warning", "error"
@@ -111,8 +112,9 @@ ConfigResult parse_config(std::string_view json_text);
 // Reads `path` and calls parse_config. An unreadable file is one error with path "".
 ConfigResult parse_config_file(const std::string& path);
 
-// A listener address as written in "admin.tcp_listen" and "metrics.listen": "127.0.0.1:9712"
-// or "[::1]:9712". parse_listen_address accepts exactly what the validator accepts.
+// A listener address as written in "admin.tcp_listen", "metrics.listen" and "health.listen":
+// "127.0.0.1:9712" or "[::1]:9712". parse_listen_address accepts exactly what the validator
+// accepts.
 struct ListenAddress {
   IpAddress address;
   uint16_t port = 0;

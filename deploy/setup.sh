@@ -2,7 +2,7 @@
 # One entry point for a fresh machine (run as root from anywhere):
 #   deploy/setup.sh demo    install, build, start the lab (real strongSwan gateways and clients
 #                           behind ikelb in network namespaces) and print its report
-#   deploy/setup.sh test    install, build, run every test (ctest: unit, bpf, netns, fuzz)
+#   deploy/setup.sh test    install, build, run every test (ctest: unit, bpf, netns, fuzz, deploy)
 #   deploy/setup.sh build   install and build only
 # The build goes to build/ in the repository.
 set -euo pipefail

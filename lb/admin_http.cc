@@ -200,6 +200,7 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
         retry_timer(io) {}
 
   void start();
+  void bind_unix_socket();
   void stop();
   template <class Acceptor>
   void accept(Acceptor& acceptor, bool need_auth);
@@ -411,40 +412,24 @@ void AdminServer::Impl::start() {
   started = true;
 
   const std::string& path = options.unix_path;
-  if (path.empty()) throw sys_error(EINVAL, "admin socket path is empty");
+  const bool open_tcp_only = options.tcp_listen && options.tcp_open;
+  if (path.empty() && !open_tcp_only) throw sys_error(EINVAL, "admin socket path is empty");
   if (path.size() >= sizeof(sockaddr_un::sun_path)) {
     throw sys_error(ENAMETOOLONG, "admin socket path " + path + " is too long");
   }
-  if (options.tcp_listen && (!options.bearer_token || options.bearer_token->empty())) {
+  if (options.tcp_listen && !options.tcp_open &&
+      (!options.bearer_token || options.bearer_token->empty())) {
     throw sys_error(EINVAL, "admin TCP listener " + *options.tcp_listen + " needs a bearer token");
   }
-  if (!options.tcp_listen && options.bearer_token) {
-    throw sys_error(EINVAL, "admin bearer token given without a TCP listener");
+  if ((!options.tcp_listen || options.tcp_open) && options.bearer_token) {
+    throw sys_error(EINVAL, "admin bearer token given without a TCP listener that checks it");
   }
   std::optional<tcp::endpoint> tcp_endpoint;
   if (options.tcp_listen) tcp_endpoint = parse_listen(*options.tcp_listen);
 
   try {
-    make_parent_dirs(path);
-    remove_stale_socket(path);
-
     error_code ec;
-    unix_acceptor.open(unix_proto(), ec);
-    if (!ec) unix_acceptor.bind(unix_proto::endpoint(path), ec);
-    if (ec) throw std::system_error(ec, "cannot bind admin socket " + path);
-    socket_bound = true;
-    struct stat st;
-    if (::stat(path.c_str(), &st) == 0) {
-      socket_dev = st.st_dev;
-      socket_ino = st.st_ino;
-    }
-    // Before listen(), so that nobody connects while the mode is still the umask's.
-    if (::chmod(path.c_str(), options.unix_mode) != 0) {
-      throw sys_error(errno, "cannot chmod admin socket " + path);
-    }
-    unix_acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) throw std::system_error(ec, "cannot listen on admin socket " + path);
-
+    if (!path.empty()) bind_unix_socket();
     if (tcp_endpoint) {
       const std::string& where = *options.tcp_listen;
       tcp_acceptor.open(tcp_endpoint->protocol(), ec);
@@ -460,8 +445,31 @@ void AdminServer::Impl::start() {
     throw;
   }
 
-  accept(unix_acceptor, false);
-  if (tcp_acceptor.is_open()) accept(tcp_acceptor, true);
+  if (unix_acceptor.is_open()) accept(unix_acceptor, false);
+  if (tcp_acceptor.is_open()) accept(tcp_acceptor, !options.tcp_open);
+}
+
+void AdminServer::Impl::bind_unix_socket() {
+  const std::string& path = options.unix_path;
+  make_parent_dirs(path);
+  remove_stale_socket(path);
+
+  error_code ec;
+  unix_acceptor.open(unix_proto(), ec);
+  if (!ec) unix_acceptor.bind(unix_proto::endpoint(path), ec);
+  if (ec) throw std::system_error(ec, "cannot bind admin socket " + path);
+  socket_bound = true;
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    socket_dev = st.st_dev;
+    socket_ino = st.st_ino;
+  }
+  // Before listen(), so that nobody connects while the mode is still the umask's.
+  if (::chmod(path.c_str(), options.unix_mode) != 0) {
+    throw sys_error(errno, "cannot chmod admin socket " + path);
+  }
+  unix_acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::system_error(ec, "cannot listen on admin socket " + path);
 }
 
 void AdminServer::Impl::stop() {

@@ -33,10 +33,13 @@ struct AdminResponse {
 using AdminHandler = std::function<AdminResponse(const AdminRequest&)>;
 
 struct AdminServerOptions {
-  std::string unix_path;  // required
+  std::string unix_path;  // required, unless tcp_listen is set with tcp_open (no unix socket)
   unsigned unix_mode = 0660;
   std::optional<std::string> tcp_listen;  // "host:port": IPv4 literal or [IPv6 literal]; port 0 ok
-  std::optional<std::string> bearer_token;  // required (non-empty) iff tcp_listen is set
+  std::optional<std::string> bearer_token;  // required (non-empty) iff tcp_listen is set...
+  // ...unless the TCP listener is open to anyone: only for a handler that reveals nothing
+  // sensitive and changes nothing (the agent's /healthz and /readyz).
+  bool tcp_open = false;
   size_t max_body_bytes = 64 * 1024;
   std::chrono::milliseconds request_timeout{5000};  // whole exchange, per connection
 };

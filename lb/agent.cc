@@ -20,8 +20,10 @@
 
 #include "admin_api.h"
 #include "admin_http.h"
+#include "config_watch.h"
 #include "controller.h"
 #include "datapath.h"
+#include "health_api.h"
 #include "log.h"
 #include "metrics.h"
 #include "prober.h"
@@ -147,6 +149,24 @@ class Agent {
       return route_admin(r, *controller_, hooks());
     });
     server_->start();
+    if (config_.health_listen) {
+      AdminServerOptions health;
+      health.tcp_listen = config_.health_listen;
+      health.tcp_open = true;
+      health_ = std::make_unique<AdminServer>(io_, health, [this](const AdminRequest& r) {
+        return route_health(r, [this] { return readiness_problems(); });
+      });
+      try {
+        health_->start();
+      } catch (const std::exception& e) {
+        throw std::runtime_error("health listener " + *config_.health_listen + ": " + e.what());
+      }
+    }
+    if (options_.watch_config) {
+      watcher_ = std::make_unique<ConfigWatcher>(io_, options_.config_path,
+                                                 [this] { reload("config file changed"); });
+      watcher_->start();
+    }
     if (config_.metrics_listen) {
       metrics_ = std::make_shared<SnapshotCollectable>([this] { return take_snapshot(); });
       try {
@@ -180,6 +200,14 @@ class Agent {
     });
     if (future.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return std::nullopt;
     return future.get();
+  }
+
+  // Ready = XDP attached to every configured interface and the config's tables written (the
+  // first apply succeeded before any listener started, and a rejected reload leaves the running
+  // tables in place). Also not ready once a teardown has begun.
+  std::vector<std::string> readiness_problems() {
+    if (tearing_down_) return {"tearing down"};
+    return datapath_->link_problems(config_.interfaces);
   }
 
   MetricsSnapshot snapshot() {
@@ -321,6 +349,9 @@ class Agent {
         errors.push_back("/bpffs: the pin directory cannot change while running (restart)");
       if (result.config->admin_socket != config_.admin_socket)
         errors.push_back("/admin/socket: the admin socket cannot change while running (restart)");
+      if (result.config->health_listen != config_.health_listen)
+        errors.push_back(
+            "/health/listen: the health listener cannot change while running (restart)");
     }
     if (errors.empty()) errors = controller_->apply(*result.config);
     if (!errors.empty()) {
@@ -343,24 +374,29 @@ class Agent {
   }
 
   std::string teardown() {
+    tearing_down_ = true;
     // After the reply is written: detach, unpin, stop.
-    asio::post(io_, [this] {
-      try {
-        auto removed = Datapath::teardown(config_.bpffs);
-        log_info("teardown: detached and unpinned " + std::to_string(removed.size()) +
-                 " objects under " + config_.bpffs);
-      } catch (const std::exception& e) {
-        log_error(std::string("teardown: ") + e.what());
-        exit_code_ = 1;
-      }
-      stop();
-    });
+    asio::post(io_, [this] { teardown_now(); });
     return "tearing down: XDP detached and pins under " + config_.bpffs + " removed";
+  }
+
+  void teardown_now() {
+    try {
+      auto removed = Datapath::teardown(config_.bpffs);
+      log_info("teardown: detached and unpinned " + std::to_string(removed.size()) +
+               " objects under " + config_.bpffs);
+    } catch (const std::exception& e) {
+      log_error(std::string("teardown: ") + e.what());
+      exit_code_ = 1;
+    }
+    stop();
   }
 
   void stop() {
     exposer_.reset();  // no scrape may wait on a loop that is about to stop
+    watcher_.reset();
     prober_.reset();
+    if (health_) health_->stop();
     signals_.cancel();
     scan_timer_.cancel();
     if (server_) server_->stop();
@@ -375,7 +411,14 @@ class Agent {
         wait_signal();
         return;
       }
-      log_info(std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
+      std::string name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+      if (options_.teardown_on_stop) {
+        log_info("stopping on " + name + " with --teardown-on-stop: detaching XDP");
+        tearing_down_ = true;
+        teardown_now();
+        return;
+      }
+      log_info("stopping on " + name +
                "; XDP stays attached and forwarding (ikelbctl teardown removes it)");
       stop();
     });
@@ -432,6 +475,9 @@ class Agent {
   std::unique_ptr<Datapath> datapath_;
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<AdminServer> server_;
+  std::unique_ptr<AdminServer> health_;  // /healthz, /readyz
+  std::unique_ptr<ConfigWatcher> watcher_;
+  bool tearing_down_ = false;
   std::unique_ptr<Prober> prober_;
   std::shared_ptr<SnapshotCollectable> metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;

@@ -133,8 +133,11 @@ Datapath::Datapath(const Options& options) : pin_dir_(options.pin_dir) {
       check(bpf_map__set_pin_path(m, path.c_str()), "setting pin path " + path);
     }
   }
+  // Without CAP_PERFMON the verifier refuses the program (EACCES); a container's default
+  // seccomp profile refuses bpf() itself (EPERM).
   check(ikelb_bpf__load(skel_.get()),
-        "loading the ikelb BPF object (needs CAP_BPF, CAP_NET_ADMIN)");
+        "loading the ikelb BPF object (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN, and in a "
+        "container a seccomp profile that allows bpf())");
 }
 
 Datapath::~Datapath() {
@@ -451,6 +454,31 @@ bool Datapath::detach(const std::string& ifname) {
 std::vector<std::string> Datapath::attached() const {
   std::vector<std::string> out;
   for (const auto& [ifname, fd] : link_fds_) out.push_back(ifname);
+  return out;
+}
+
+std::vector<std::string> Datapath::link_problems(const std::vector<std::string>& ifnames) const {
+  std::vector<std::string> out;
+  for (const auto& ifname : ifnames) {
+    auto it = link_fds_.find(ifname);
+    if (it == link_fds_.end()) {
+      out.push_back("XDP is not attached to " + ifname);
+      continue;
+    }
+    bpf_link_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(it->second, &info, &len) != 0) {
+      out.push_back("cannot read the XDP link of " + ifname + ": " + std::strerror(errno));
+      continue;
+    }
+    uint32_t ifindex = if_nametoindex(ifname.c_str());
+    if (info.xdp.ifindex == 0)
+      out.push_back("the XDP link of " + ifname + " lost its interface (deleted?)");
+    else if (info.xdp.ifindex != ifindex)
+      out.push_back(ifname + " is not the interface XDP is attached to (ifindex " +
+                    std::to_string(ifindex) + ", link on " + std::to_string(info.xdp.ifindex) +
+                    ")");
+  }
   return out;
 }
 

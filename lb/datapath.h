@@ -61,6 +61,9 @@ class Datapath : public MapWriter {
   // Detaches from an interface and removes its pinned link. Returns false if not attached.
   bool detach(const std::string& ifname);
   std::vector<std::string> attached() const;  // interface names
+  // Why XDP is not forwarding on each of `ifnames` (empty: attached to all of them): no link,
+  // a link left without its interface (deleted), or the name now on another interface.
+  std::vector<std::string> link_problems(const std::vector<std::string>& ifnames) const;
 
   // Detaches every pinned link and removes every pin under `pin_dir`, then the directory.
   // Returns what was removed. Works without a loaded object.

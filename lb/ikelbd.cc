@@ -1,5 +1,7 @@
 // ikelbd: the ikelb agent.
 //   ikelbd --config FILE            run (attach, adopt pinned state, serve the admin API)
+//   ikelbd --config FILE --watch-config   the same, and reload whenever FILE's content changes
+//   ikelbd --config FILE --teardown-on-stop   the same, but SIGTERM/SIGINT detach and unpin
 //   ikelbd --config FILE --check    validate FILE: every error with its JSON path, or a summary
 //   ikelbd --config FILE --teardown detach XDP and remove every pin (the agent must be stopped)
 #include <sys/resource.h>
@@ -18,7 +20,12 @@ namespace {
 
 int usage() {
   std::fprintf(stderr,
-               "usage: ikelbd --config FILE [--check | --teardown]\n"
+               "usage: ikelbd --config FILE [--watch-config] [--teardown-on-stop]\n"
+               "       ikelbd --config FILE --check | --teardown\n"
+               "  --watch-config  reload whenever the content of FILE changes (also through a\n"
+               "                  symlink swap, as in a Kubernetes ConfigMap volume)\n"
+               "  --teardown-on-stop  on SIGTERM/SIGINT, detach XDP and remove the pinned state\n"
+               "                  instead of leaving forwarding (the last run before removal)\n"
                "  --check     validate the config and exit (0 valid, 2 invalid)\n"
                "  --teardown  detach XDP from every interface and remove the pinned state\n"
                "              (affinity included); use `ikelbctl teardown` while ikelbd runs\n");
@@ -39,7 +46,7 @@ void raise_open_file_limit() {
 
 int main(int argc, char** argv) {
   std::string config_path;
-  bool check = false, teardown = false;
+  bool check = false, teardown = false, watch = false, teardown_on_stop = false;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--config" && i + 1 < argc) {
@@ -50,6 +57,10 @@ int main(int argc, char** argv) {
       check = true;
     } else if (a == "--teardown") {
       teardown = true;
+    } else if (a == "--watch-config") {
+      watch = true;
+    } else if (a == "--teardown-on-stop") {
+      teardown_on_stop = true;
     } else if (a == "--version") {
       std::printf("ikelbd %s\n", IKELB_VERSION);
       return 0;
@@ -58,7 +69,9 @@ int main(int argc, char** argv) {
       return usage();
     }
   }
-  if (config_path.empty() || (check && teardown)) return usage();
+  if (config_path.empty() || (check && teardown) ||
+      ((watch || teardown_on_stop) && (check || teardown)))
+    return usage();
 
   ikelb::ConfigResult result = ikelb::parse_config_file(config_path);
   if (!result.config) {
@@ -89,7 +102,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     raise_open_file_limit();
-    return ikelb::run_agent({.config_path = config_path});
+    return ikelb::run_agent(
+        {.config_path = config_path, .watch_config = watch, .teardown_on_stop = teardown_on_stop});
   } catch (const std::exception& e) {
     ikelb::log_error(e.what());
     return 1;

@@ -23,6 +23,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -34,6 +35,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "configmap.h"
 #include "netns_fixture.h"
 #include "process.h"
 
@@ -280,6 +282,38 @@ class NetnsAgentTest : public NetnsFixture {
     for (const auto& [c, gw] : placement) out[gw]++;
     return out;
   }
+
+  // 50 clients stream `rounds` datagrams each, 50 ms apart, on UDP 4500; `after` into it `stop`
+  // stops the agent and `start_again` starts a new one while the stream still flows. Every
+  // datagram must then have been answered from the VIP, none twice, and every client must have
+  // stayed on one gateway.
+  void expect_hitless_restart(int rounds, std::chrono::milliseconds after,
+                              const std::function<void()>& stop,
+                              const std::function<void()>& start_again) {
+    constexpr int kClients = 50, kIntervalMs = 50;
+    const std::string out = dir_ + "/stream.out";
+    pid_t sender = start(
+        send_argv(4500, "--first", "1:" + std::to_string(kClients), "stream", rounds, kIntervalMs),
+        out);
+    std::this_thread::sleep_for(after);
+    stop();
+    ASSERT_FALSE(wait_exit(sender, 0ms).has_value()) << "the stream ended before the restart";
+    start_again();
+    std::optional<int> status = wait_exit(sender, 0ms);
+    EXPECT_FALSE(status.has_value()) << "the stream ended before the restarted agent answered";
+    if (!status) status = wait_exit(sender, 30s);
+    forget(sender);
+    ASSERT_TRUE(status.has_value()) << "the stream did not finish";
+    ASSERT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << read_file(out);
+
+    SendResult result = parse_send(read_file(out));
+    EXPECT_EQ(answered_by_vip(result, kClients, rounds), "") << "lost, or not from the VIP";
+    auto placement = single_gateway(gateways_of("stream", 4500, kClients * rounds));
+    EXPECT_EQ(placement.size(), static_cast<size_t>(kClients)) << "a client changed gateway";
+    std::set<std::pair<std::string, int>> unique;
+    for (const auto& d : deliveries("stream")) unique.insert({d.payload_client, d.round});
+    EXPECT_EQ(unique.size(), static_cast<size_t>(kClients * rounds)) << "duplicates or losses";
+  }
 };
 
 TEST_F(NetnsAgentTest, TwoHundredClientsKeepTheirGatewayAcrossPorts) {
@@ -309,35 +343,16 @@ TEST_F(NetnsAgentTest, KillDashNineLosesNothing) {
   EXPECT_EQ(ctl_json({"status"})["adopted"], false);
   // An 8 s stream: the restarted agent must answer while it still flows, and a loaded machine
   // has taken more than 2 s to kill and restart it.
-  constexpr int kClients = 50, kRounds = 160, kIntervalMs = 50;
-  const std::string out = dir_ + "/stream.out";
-  pid_t sender = start(
-      send_argv(4500, "--first", "1:" + std::to_string(kClients), "stream", kRounds, kIntervalMs),
-      out);
-  std::this_thread::sleep_for(500ms);
-  ASSERT_EQ(kill(agent_pid_, SIGKILL), 0);
-  ASSERT_TRUE(wait_exit(agent_pid_, 5s).has_value());
-  forget(agent_pid_);
-  agent_pid_ = -1;
-  std::this_thread::sleep_for(500ms);
-  ASSERT_FALSE(wait_exit(sender, 0ms).has_value()) << "the stream ended before the restart";
-  start_agent();
-  std::optional<int> status = wait_exit(sender, 0ms);
-  EXPECT_FALSE(status.has_value()) << "the stream ended before the restarted ikelbd answered";
-
-  if (!status) status = wait_exit(sender, 20s);
-  forget(sender);
-  ASSERT_TRUE(status.has_value()) << "the stream did not finish";
-  ASSERT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << read_file(out);
-  SendResult result = parse_send(read_file(out));
-  EXPECT_EQ(answered_by_vip(result, kClients, kRounds), "");
-
-  auto placement = single_gateway(gateways_of("stream", 4500, kClients * kRounds));
-  EXPECT_EQ(placement.size(), static_cast<size_t>(kClients));
-  std::set<std::pair<std::string, int>> unique;
-  for (const auto& d : deliveries("stream")) unique.insert({d.payload_client, d.round});
-  EXPECT_EQ(unique.size(), static_cast<size_t>(kClients * kRounds)) << "duplicates or losses";
-
+  expect_hitless_restart(
+      160, 500ms,
+      [&] {
+        ASSERT_EQ(kill(agent_pid_, SIGKILL), 0);
+        ASSERT_TRUE(wait_exit(agent_pid_, 5s).has_value());
+        forget(agent_pid_);
+        agent_pid_ = -1;
+        std::this_thread::sleep_for(500ms);
+      },
+      [&] { start_agent(); });
   nlohmann::json st = ctl_json({"status"});
   EXPECT_EQ(st["adopted"], true) << st.dump();
 }
@@ -419,6 +434,88 @@ TEST_F(NetnsAgentTest, InvalidReloadIsRejectedAndForwardingIsUnchanged) {
   EXPECT_EQ(last["errors"].size(), 2u) << last.dump();
 }
 
+// --watch-config with the config in a ConfigMap-style directory (what the Helm chart mounts):
+// a valid update is applied without a signal, pinned clients stay; a broken update is rejected
+// and changes nothing, visibly (log, ikelbctl status); the next valid update applies again.
+TEST_F(NetnsAgentTest, ConfigMapUpdatesReloadByThemselves) {
+  add_gateway(4);
+  ConfigMapDir configmap(dir_ + "/configmap");
+  const std::string staging = config_path_, mounted = configmap.path("ikelb.json").string();
+  auto publish = [&](int backends) {  // write_config's file, published through the ConfigMap
+    config_path_ = staging;
+    write_config(backends, 60);
+    config_path_ = mounted;
+    configmap.update("ikelb.json", read_file(staging));
+  };
+  publish(3);
+  agent_args_ = {"--watch-config"};
+  start_agent();
+  auto placed = place(500, 1, 100, "before");
+  ASSERT_EQ(placed.size(), 100u);
+  EXPECT_EQ(backends().count("gw4"), 0u);
+
+  auto wait_log = [&](const std::string& text, int count) {
+    auto deadline = Clock::now() + 10s;
+    auto seen = [&] {
+      std::string log = read_file(agent_log_);
+      int n = 0;
+      for (size_t at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) n++;
+      return n;
+    };
+    while (seen() < count && Clock::now() < deadline) std::this_thread::sleep_for(50ms);
+    return seen();
+  };
+
+  // A broken update: gw3 removed and a typo.
+  nlohmann::json bad = nlohmann::json::parse(read_file(staging));
+  bad["virtual_servers"][0]["backends"].erase(2);
+  bad["virtual_servers"][0]["backends"][0]["adress"] = "10.0.1.2";
+  configmap.update("ikelb.json", bad.dump(2));
+  EXPECT_EQ(wait_log("reload (config file changed) rejected, nothing changed", 1), 1)
+      << tail(read_file(agent_log_));
+  nlohmann::json last = ctl_json({"status"})["last_reload"];
+  EXPECT_EQ(last["ok"], false) << last.dump();
+  ASSERT_EQ(last["errors"].size(), 1u) << last.dump();
+  EXPECT_NE(last["errors"][0].get<std::string>().find("/virtual_servers/0/backends/0/adress"),
+            std::string::npos)
+      << last.dump();
+  EXPECT_EQ(backend("gw3")["state"], "active") << "the rejected file dropped gw3: no effect";
+
+  // A valid update adding gw4: applied with no signal and no ikelbctl.
+  publish(4);
+  EXPECT_EQ(wait_log("reloaded (config file changed)", 1), 1) << tail(read_file(agent_log_));
+  EXPECT_EQ(backend("gw4")["state"], "active");
+  EXPECT_EQ(ctl_json({"status"})["last_reload"]["ok"], true);
+
+  auto again = place(500, 1, 100, "again");
+  int moved = 0;
+  for (const auto& [c, gw] : placed) moved += again.count(c) == 0 || again.at(c) != gw;
+  EXPECT_EQ(moved, 0) << "pinned clients that changed gateway after the ConfigMap update";
+  EXPECT_EQ(wait_log("(config file changed)", 2), 2) << "exactly two reloads were due";
+}
+
+// --teardown-on-stop (the chart's last run before an uninstall): SIGTERM detaches XDP and
+// removes the pins; without the flag (every other test, KillDashNine) they stay.
+TEST_F(NetnsAgentTest, TeardownOnStopDetachesOnSigterm) {
+  write_config(3, 60);
+  agent_args_ = {"--teardown-on-stop"};
+  start_agent();
+  ASSERT_NE(run({"ip", "-n", ns("lb"), "link", "show", "c0"}).output.find("xdp"),
+            std::string::npos);
+  ASSERT_TRUE(std::filesystem::exists(bpffs_ + "/ikelb"));
+  ASSERT_EQ(kill(agent_pid_, SIGTERM), 0);
+  std::optional<int> status = wait_exit(agent_pid_, 10s);
+  ASSERT_TRUE(status.has_value()) << "ikelbd did not stop on SIGTERM";
+  forget(agent_pid_);
+  agent_pid_ = -1;
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+  EXPECT_FALSE(std::filesystem::exists(bpffs_ + "/ikelb")) << "pins left after the teardown";
+  RunResult links = run({"ip", "-n", ns("lb"), "link", "show"});
+  EXPECT_EQ(links.output.find("xdp"), std::string::npos) << links.output;
+  EXPECT_NE(read_file(agent_log_).find("with --teardown-on-stop: detaching XDP"),
+            std::string::npos);
+}
+
 TEST_F(NetnsAgentTest, DrainKeepsPinnedClientsAndReportsDrained) {
   write_config(3, 3);
   start_agent();
@@ -465,6 +562,170 @@ TEST_F(NetnsAgentTest, DrainKeepsPinnedClientsAndReportsDrained) {
   EXPECT_EQ(b["state"], "drained") << b.dump();
   EXPECT_EQ(b["pinned_clients"], 0) << b.dump();
 }
+
+#ifdef IKELB_IMAGE_ARCHIVE
+// The OCI image run by podman exactly as the chart's DaemonSet runs it (label deploy): the
+// arguments come from the rendered DaemonSet (tests/deploy/podman_args.mjs): host network, the
+// capabilities, seccomp setting, read-only root, the host's bpffs and /run/ikelb, the config
+// from a ConfigMap-style directory. podman runs inside the lb namespace (nsenter --net, so the
+// host's /sys/fs/cgroup stays visible to runc), with its configuration and storage under the
+// test's directory (deploy/container/podman.sh). The test's bpffs stands in for the host's.
+class NetnsContainerTest : public NetnsAgentTest {
+ protected:
+  void SetUp() override {
+    NetnsAgentTest::SetUp();
+    if (HasFatalFailure()) return;
+    podman_dir_ = dir_ + "/podman";
+    configmap_.emplace(dir_ + "/configmap");
+    name_ = "ikelb-test-" + std::to_string(getpid()) + "-" + prefix_;
+  }
+
+  Argv podman(const Argv& args) const {
+    Argv argv = {"nsenter", "--net=/run/netns/" + ns("lb"), IKELB_PODMAN_SH, podman_dir_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  }
+
+  // The chart rendered for this test (paths under dir_), as podman arguments and a config.
+  void render(const nlohmann::json& config) {
+    nlohmann::json values = {{"config", config},
+                             {"bpffs", {{"hostPath", bpffs_}, {"pinDir", "ikelb"}}},
+                             {"adminSocket", {{"hostPath", dir_ + "/run"}}},
+                             {"health", {{"port", 19714}}},
+                             {"metrics", {{"enabled", false}}}};
+    std::ofstream(dir_ + "/values.json") << values.dump(2);
+    must({IKELB_CHART_TEST, "podman-args", dir_ + "/values.json", dir_ + "/configmap",
+          dir_ + "/podman.json"},
+         120s);
+    spec_ = nlohmann::json::parse(read_file(dir_ + "/podman.json"));
+    for (const auto& d : spec_["create_dirs"])
+      std::filesystem::create_directories(d.get<std::string>());
+    configmap_->update("ikelb.json", spec_["config"].get<std::string>());
+    config_path_ = configmap_->path("ikelb.json").string();  // ikelbd --teardown in TearDown
+    socket_ = dir_ + "/run/ikelb.sock";                      // ikelbctl from the host
+  }
+
+  // podman run -d with the DaemonSet's arguments (less the option whose value is `drop`); returns
+  // once ikelbctl (from the host, over the mounted socket) answers and the readiness probe passes.
+  void start_container(const std::string& drop = "") {
+    Argv run_args = {"run", "-d", "--name", name_,
+                     // This sandbox lacks CAP_SYS_RESOURCE for podman's default limits.
+                     "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096"};
+    const nlohmann::json& args = spec_["run_args"];
+    for (size_t i = 0; i < args.size(); i++) {
+      if (i + 1 < args.size() && args[i + 1] == drop) {
+        i++;  // the option and its value
+        continue;
+      }
+      run_args.push_back(args[i].get<std::string>());
+    }
+    run_args.push_back(spec_["image"].get<std::string>());
+    for (const auto& a : spec_["args"]) run_args.push_back(a.get<std::string>());
+    must(podman(run_args), 60s);
+    started_ = true;
+    const auto deadline = Clock::now() + 30s;
+    while (Clock::now() < deadline) {
+      if (ctl({"status"}).exit_code == 0 && probe("readiness").first == 200) return;
+      RunResult st = run(podman({"inspect", "--format", "{{.State.Status}}", name_}), 20s);
+      if (st.output.find("exited") != std::string::npos)
+        throw std::runtime_error("the container exited: " + container_log());
+      std::this_thread::sleep_for(200ms);
+    }
+    throw std::runtime_error("the container did not become ready in 30 s: " + container_log());
+  }
+
+  // GET of the DaemonSet's probe `which` ("liveness", "readiness") inside lb, as the kubelet
+  // would send it: the status and the body.
+  std::pair<int, std::string> probe(const std::string& which) {
+    const nlohmann::json& p = spec_["probes"][which];
+    std::string script = "exec 3<>/dev/tcp/" + p["host"].get<std::string>() + "/" +
+                         std::to_string(p["port"].get<int>()) + " || exit 1; printf 'GET " +
+                         p["path"].get<std::string>() + " HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3";
+    RunResult r = run(in_ns("lb", {"bash", "-c", script}), 5s);
+    int status = 0;
+    std::sscanf(r.output.c_str(), "HTTP/1.%*d %d", &status);
+    return {status, r.output};
+  }
+
+  std::string container_log() { return tail(run(podman({"logs", name_}), 20s).output, 3000); }
+
+  void remove_container() {
+    if (!started_) return;
+    RunResult r = run(podman({"rm", "-f", "-t", "0", name_}), 60s);
+    if (r.exit_code != 0) ADD_FAILURE() << "podman rm: " << r.output;
+    started_ = false;
+  }
+
+  void dump_logs() override {
+    NetnsAgentTest::dump_logs();
+    if (started_) std::fprintf(stderr, "---- container log ----\n%s\n", container_log().c_str());
+  }
+
+  // The agent in the container tears down through the mounted socket; the container is removed
+  // whatever happened.
+  void before_agent_teardown() override {
+    if (started_ && ctl({"teardown"}).exit_code == 0) {
+      run(podman({"wait", name_}), 20s);
+      if (std::filesystem::exists(bpffs_ + "/ikelb"))
+        ADD_FAILURE() << "pins left after ikelbctl teardown of the container's agent";
+    }
+    remove_container();
+  }
+
+  std::string podman_dir_, name_;
+  nlohmann::json spec_;
+  std::optional<ConfigMapDir> configmap_;
+  bool started_ = false;
+
+  // Three gateways, the default affinity table (its memory counts against the pod's limit).
+  void render_three_gateways() {
+    nlohmann::json backends = nlohmann::json::array();
+    for (int i = 1; i <= 3; i++)
+      backends.push_back(
+          {{"name", "gw" + std::to_string(i)}, {"address", "10.0." + std::to_string(i) + ".2"}});
+    render({{"interfaces", {"c0", "g1", "g2", "g3"}},
+            {"affinity", {{"idle_timeout_s", 60}}},
+            {"virtual_servers",
+             {{{"name", "vpn"},
+               {"address", kVip},
+               {"health_check", {{"mode", "none"}}},
+               {"backends", backends}}}}});
+    must(podman({"load", "-q", "-i", IKELB_IMAGE_ARCHIVE}), 120s);
+  }
+};
+
+TEST_F(NetnsContainerTest, KilledAndRestartedContainerLosesNothing) {
+  render_three_gateways();
+  start_container();
+  EXPECT_EQ(ctl_json({"status"})["adopted"], false);
+  auto live = probe("liveness");
+  EXPECT_EQ(live.first, 200) << live.second;
+
+  // A 10 s stream; the container is killed (SIGKILL, as a crashed pod) after 1 s, removed and
+  // started again with the same arguments while it flows.
+  expect_hitless_restart(
+      200, 1s,
+      [&] {
+        must(podman({"kill", "--signal", "KILL", name_}), 30s);
+        remove_container();
+      },
+      [&] { start_container(); });
+  nlohmann::json st = ctl_json({"status"});
+  EXPECT_EQ(st["adopted"], true) << "the new container must adopt the pinned state: " << st.dump();
+  EXPECT_EQ(st["pin_dir"], bpffs_ + "/ikelb");
+}
+
+// Why the chart sets the seccomp profile explicitly: with the runtime's default profile (the
+// same spec otherwise) bpf() is refused and the agent cannot load its program.
+TEST_F(NetnsContainerTest, DefaultSeccompProfileRefusesBpf) {
+  render_three_gateways();
+  EXPECT_THROW(start_container("seccomp=unconfined"), std::runtime_error);
+  const std::string log = container_log();
+  EXPECT_NE(log.find("a seccomp profile that allows bpf()"), std::string::npos) << log;
+  EXPECT_NE(log.find("Operation not permitted"), std::string::npos) << log;
+  EXPECT_FALSE(std::filesystem::exists(bpffs_ + "/ikelb/link_c0")) << "nothing attached";
+}
+#endif  // IKELB_IMAGE_ARCHIVE
 
 }  // namespace
 }  // namespace ikelb::test

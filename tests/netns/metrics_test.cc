@@ -810,6 +810,41 @@ TEST_F(NetnsMetricsTest, HealthGaugesFollowTheProbes) {
   EXPECT_EQ(m.value("ikelb_virtual_server_healthy_backends", {{"virtual_server", "vpn"}}), 2);
 }
 
+// The health listener of the agent (what the DaemonSet's probes ask): /healthz while the loop
+// answers, /readyz while XDP is attached to every configured interface. Deleting one of them
+// makes the agent not ready, naming the interface, and leaves it alive.
+TEST_F(NetnsMetricsTest, HealthAndReadinessEndpoints) {
+  add_gateway(1, Gateway::kEcho);
+  add_link("lb", "x0", "gw1", "x1");
+  nlohmann::json c = config(gateway_backends(1), {{"mode", "none"}}, 1);
+  c["interfaces"].push_back("x0");
+  const uint16_t port = free_port(ns("lb"));
+  c["health"] = {{"listen", "127.0.0.1:" + std::to_string(port)}};
+  write_config(c);
+  start_agent();
+
+  HttpResponse live = http_get(ns("lb"), port, "/healthz");
+  EXPECT_EQ(live.status, 200) << live.body;
+  EXPECT_EQ(nlohmann::json::parse(live.body), nlohmann::json({{"status", "ok"}}));
+  HttpResponse ready = http_get(ns("lb"), port, "/readyz");
+  EXPECT_EQ(ready.status, 200) << ready.body;
+  EXPECT_EQ(nlohmann::json::parse(ready.body)["status"], "ready");
+  EXPECT_EQ(http_get(ns("lb"), port, "/v1/status").status, 404) << "no admin API without a token";
+  const std::string listening =
+      run({"ip", "netns", "exec", ns("lb"), "ss", "-Htln", "sport", "=", std::to_string(port)})
+          .output;
+  EXPECT_NE(listening.find("127.0.0.1:" + std::to_string(port)), std::string::npos) << listening;
+
+  must({"ip", "-n", ns("lb"), "link", "del", "x0"});
+  ASSERT_TRUE(eventually([&] { return http_get(ns("lb"), port, "/readyz").status == 503; }, 5s));
+  ready = http_get(ns("lb"), port, "/readyz");
+  nlohmann::json body = nlohmann::json::parse(ready.body);
+  EXPECT_EQ(body["status"], "not ready");
+  ASSERT_EQ(body["problems"].size(), 1u) << ready.body;
+  EXPECT_NE(body["problems"][0].get<std::string>().find("x0"), std::string::npos) << ready.body;
+  EXPECT_EQ(http_get(ns("lb"), port, "/healthz").status, 200) << "not ready, but alive";
+}
+
 // (e) A real Prometheus scrapes the agent every second and loads the alert rules; the
 // dashboard's queries run against it.
 TEST_F(NetnsMetricsTest, PrometheusScrapesTheAgentAndRunsTheDashboardAndRules) {

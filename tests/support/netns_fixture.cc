@@ -311,7 +311,9 @@ void NetnsFixture::write_config_json(const nlohmann::json& config) {
 }
 
 void NetnsFixture::start_agent() {
-  agent_pid_ = start(in_ns("lb", {opt_.ikelbd, "--config", config_path_}), agent_log_);
+  Argv argv = {opt_.ikelbd, "--config", config_path_};
+  argv.insert(argv.end(), agent_args_.begin(), agent_args_.end());
+  agent_pid_ = start(in_ns("lb", argv), agent_log_);
   const auto deadline = Clock::now() + 30s;
   for (;;) {
     if (auto status = wait_exit(agent_pid_, 0ms)) {

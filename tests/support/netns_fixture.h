@@ -139,7 +139,8 @@ class NetnsFixture : public ::testing::Test {
 
   // Writes `config` to config_path_ (atomically: a temporary file, then rename).
   void write_config_json(const nlohmann::json& config);
-  // Starts ikelbd in the lb namespace and waits (<= 10 s) until `ikelbctl status` answers.
+  // Starts ikelbd (with agent_args_ after --config) in the lb namespace and waits (<= 10 s)
+  // until `ikelbctl status` answers.
   void start_agent();
   // `ikelbctl --socket SOCKET COMMAND...` (5 s).
   RunResult ctl(const Argv& command);
@@ -177,6 +178,7 @@ class NetnsFixture : public ::testing::Test {
   std::map<std::string, std::string> charons_;  // strongswan.sh WORKDIR -> short namespace name
   std::vector<pid_t> children_;                 // stopped in TearDown
   pid_t agent_pid_ = -1;
+  Argv agent_args_;  // more ikelbd arguments, e.g. --watch-config
   int run_counter_ = 0;
 };
 

@@ -5,6 +5,7 @@
 
 #include "ctl_format.h"
 #include "fake_maps.h"
+#include "health_api.h"
 
 namespace ikelb {
 namespace {
@@ -90,6 +91,37 @@ TEST_F(AdminApiTest, ReloadAndTeardown) {
   EXPECT_EQ(r.body["error"], "config rejected, nothing changed");
   EXPECT_EQ(r.body["errors"][0], "/virtual_servers: bad");
   EXPECT_EQ(call("POST", "/v1/teardown").body["result"], "gone");
+}
+
+TEST(HealthApi, LivenessReadinessAndRouting) {
+  std::vector<std::string> problems;
+  int asked = 0;
+  auto get = [&](const std::string& method, const std::string& target) {
+    return route_health({method, target, nullptr}, [&] {
+      asked++;
+      return problems;
+    });
+  };
+  AdminResponse r = get("GET", "/healthz");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.body, nlohmann::json({{"status", "ok"}}));
+  EXPECT_EQ(asked, 0) << "liveness must not depend on readiness";
+
+  r = get("GET", "/readyz");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.body["status"], "ready");
+
+  problems = {"XDP is not attached to eth1"};
+  r = get("GET", "/readyz?verbose");
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_EQ(r.body["status"], "not ready");
+  EXPECT_EQ(r.body["problems"], nlohmann::json({"XDP is not attached to eth1"}));
+  EXPECT_EQ(get("GET", "/healthz").status, 200u) << "a node that is not ready is still alive";
+
+  EXPECT_EQ(get("POST", "/readyz").status, 405u);
+  EXPECT_EQ(get("GET", "/v1/status").status, 404u) << "the admin API is not on this listener";
+  EXPECT_EQ(get("GET", "/metrics").status, 404u);
+  EXPECT_EQ(get("GET", "/").status, 404u);
 }
 
 TEST(CtlFormat, TablesAreAligned) {

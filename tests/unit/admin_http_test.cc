@@ -17,6 +17,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -95,6 +96,23 @@ class AdminHttpTest : public ::testing::Test {
     s.connect(unix_proto::endpoint(sock_));
     asio::write(s, asio::buffer(bytes));
     return read_reply(s);
+  }
+
+  // POST /v1/status {"x": 1} to the TCP listener, with an Authorization header if given.
+  std::pair<unsigned, json> tcp_post(const std::string* authorization) {
+    asio::io_context io;
+    asio::ip::tcp::socket s(io);
+    s.connect({asio::ip::make_address("127.0.0.1"), server_->tcp_port()});
+    http::request<http::string_body> req{http::verb::post, "/v1/status", 11};
+    req.set(http::field::host, "127.0.0.1");
+    if (authorization) req.set(http::field::authorization, *authorization);
+    req.body() = R"({"x": 1})";
+    req.prepare_payload();
+    http::write(s, req);
+    boost::beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(s, buf, res);
+    return std::make_pair(res.result_int(), json::parse(res.body()));
   }
 
   std::string dir_;
@@ -256,21 +274,7 @@ TEST_F(AdminHttpTest, TcpListenerRequiresBearerToken) {
   start_server(o);
   ASSERT_NE(server_->tcp_port(), 0);
 
-  auto tcp_call = [&](const std::string* authorization) {
-    asio::io_context io;
-    asio::ip::tcp::socket s(io);
-    s.connect({asio::ip::make_address("127.0.0.1"), server_->tcp_port()});
-    http::request<http::string_body> req{http::verb::post, "/v1/status", 11};
-    req.set(http::field::host, "127.0.0.1");
-    if (authorization) req.set(http::field::authorization, *authorization);
-    req.body() = R"({"x": 1})";
-    req.prepare_payload();
-    http::write(s, req);
-    boost::beast::flat_buffer buf;
-    http::response<http::string_body> res;
-    http::read(s, buf, res);
-    return std::make_pair(res.result_int(), json::parse(res.body()));
-  };
+  auto tcp_call = [&](const std::string* authorization) { return tcp_post(authorization); };
 
   auto [status, body] = tcp_call(nullptr);
   EXPECT_EQ(status, 401u);
@@ -294,6 +298,33 @@ TEST_F(AdminHttpTest, TcpListenerRequiresBearerToken) {
 
   // The unix socket needs no token.
   EXPECT_EQ(admin_call(sock_, "GET", "/").status, 200u);
+}
+
+// The health listener: TCP only, no token, no unix socket file.
+TEST_F(AdminHttpTest, OpenTcpListenerNeedsNoTokenAndNoSocket) {
+  AdminServerOptions o;
+  o.tcp_listen = "127.0.0.1:0";
+  o.tcp_open = true;
+  start_server(o);
+  ASSERT_NE(server_->tcp_port(), 0);
+  auto [status, body] = tcp_post(nullptr);
+  EXPECT_EQ(status, 200u);
+  EXPECT_EQ(body["target"], "/v1/status");
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/run")) << "no unix socket for an open listener";
+}
+
+TEST_F(AdminHttpTest, OpenListenerOptionsAreChecked) {
+  AdminServerOptions o;
+  o.tcp_listen = "127.0.0.1:0";
+  o.tcp_open = true;
+  o.bearer_token = "t";  // a token nobody would check
+  AdminServer a(ioc_, o, echo);
+  EXPECT_THROW(a.start(), std::system_error);
+  AdminServerOptions no_socket;  // neither a unix socket nor an open listener
+  no_socket.tcp_listen = "127.0.0.1:0";
+  no_socket.bearer_token = "t";
+  AdminServer b(ioc_, no_socket, echo);
+  EXPECT_THROW(b.start(), std::system_error);
 }
 
 TEST_F(AdminHttpTest, BadOptionsAreRejected) {

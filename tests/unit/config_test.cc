@@ -183,6 +183,12 @@ const InvalidCase kInvalid[] = {
        "\"[::1]:9712\")"},
       {"/admin/token_file", "must be an absolute path, got \"token\""},
       {"/metrics/listen", "port in \"127.0.0.1:0\" must be between 1 and 65535"}}},
+    {"health_listener",
+     R"({"interfaces": ["eth0"], "health": {"listen": "127.0.0.1", "port": 1},
+         "virtual_servers": [{"name": "v", "address": "203.0.113.10", "backends": [{"name": "a", "address": "10.0.0.1"}]}]})",
+     {{"/health/listen",
+       "\"127.0.0.1\" is not \"address:port\" (IPv4 \"127.0.0.1:9712\" or IPv6 \"[::1]:9712\")"},
+      {"/health/port", "unknown key \"port\""}}},
     {"listen_forms",
      R"({"interfaces": ["eth0"], "admin": {"tcp_listen": "::1:9713", "token_file": "/t"},
          "metrics": {"listen": "[10.0.0.1]:80"},
@@ -524,6 +530,7 @@ TEST(ParseConfig, FillsDefaults) {
   EXPECT_FALSE(c.admin_tcp_listen);
   EXPECT_FALSE(c.admin_token_file);
   EXPECT_EQ(c.metrics_listen, "127.0.0.1:9712");
+  EXPECT_EQ(c.health_listen, "127.0.0.1:9714");
   EXPECT_EQ(c.affinity_idle_timeout_s, 3600u);
   EXPECT_EQ(c.affinity_max_entries, 1048576u);
   EXPECT_EQ(c.log_level, "warning");
@@ -554,7 +561,8 @@ TEST(ParseConfig, ReadsEveryField) {
   Config c = must_parse(R"({
     "interfaces": ["eth0", "eth1"], "xdp_mode": "generic", "bpffs": "/sys/fs/bpf/x",
     "admin": {"socket": "/run/x.sock", "tcp_listen": "[::1]:9713", "token_file": "/etc/t"},
-    "metrics": {"listen": null}, "affinity": {"idle_timeout_s": 0, "max_entries": 16777216},
+    "metrics": {"listen": null}, "health": {"listen": "[::1]:8080"},
+    "affinity": {"idle_timeout_s": 0, "max_entries": 16777216},
     "log_level": "debug",
     "virtual_servers": [{
       "name": "v6", "address": "2001:db8::10", "ports": [4500], "esp": false, "maglev_table_size": 1048573,
@@ -571,6 +579,7 @@ TEST(ParseConfig, ReadsEveryField) {
   EXPECT_EQ(c.admin_tcp_listen, "[::1]:9713");
   EXPECT_EQ(c.admin_token_file, "/etc/t");
   EXPECT_FALSE(c.metrics_listen.has_value());
+  EXPECT_EQ(c.health_listen, "[::1]:8080");
   EXPECT_EQ(c.affinity_idle_timeout_s, 0u);
   EXPECT_EQ(c.affinity_max_entries, 16777216u);
   EXPECT_EQ(c.log_level, "debug");
