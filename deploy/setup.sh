@@ -2,7 +2,8 @@
 # One entry point for a fresh machine (run as root from anywhere):
 #   deploy/setup.sh demo    install, build, start the lab (real strongSwan gateways and clients
 #                           behind ikelb in network namespaces) and print its report
-#   deploy/setup.sh test    install, build, run every test (ctest: unit, bpf, netns, fuzz)
+#   deploy/setup.sh test    install, build, run every test (ctest: unit, bpf, netns, fuzz,
+#                           deploy)
 #   deploy/setup.sh build   install and build only
 # The build goes to build/ in the repository.
 set -euo pipefail
@@ -18,7 +19,10 @@ need_root() {
 
 build() {
   "$repo/deploy/install-deps.sh"
-  cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  # Warnings are errors here (development and CI), never in a packager's build (IKELB_WERROR
+  # defaults to OFF).
+  cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIKELB_WERROR=ON \
+    -DCMAKE_INSTALL_PREFIX=/usr
   cmake --build "$build" -j"$(nproc)"
 }
 
