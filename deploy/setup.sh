@@ -5,6 +5,7 @@
 #   deploy/setup.sh test    install, build, run every test (ctest: unit, bpf, netns, fuzz,
 #                           deploy)
 #   deploy/setup.sh build   install and build only
+#   deploy/setup.sh package install, build and make the Debian package build/ikelb_<version>_<arch>.deb
 # The build goes to build/ in the repository.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -41,8 +42,13 @@ case "${1:-}" in
     need_root
     build
     ;;
+  package)
+    need_root
+    build
+    (cd "$build" && cpack --config CPackConfig.cmake)
+    ;;
   *)
-    echo "usage: $0 demo|test|build" >&2
+    echo "usage: $0 demo|test|build|package" >&2
     exit 2
     ;;
 esac

@@ -17,6 +17,9 @@ struct Needed {
 constexpr Needed kNeeded[] = {
     {CAP_BPF, "cap_bpf", "BPF maps, programs and pins"},
     {CAP_NET_ADMIN, "cap_net_admin", "loading and attaching XDP programs"},
+    // Without it the verifier treats the loader as unprivileged and refuses the program's
+    // variable-offset packet pointer arithmetic ("pointer arithmetic ... prohibited for !root").
+    {CAP_PERFMON, "cap_perfmon", "the verifier's privileged checks of the XDP program"},
 };
 
 std::string upper(std::string s) {
@@ -60,7 +63,7 @@ std::string capability_diagnosis() {
     for (const Needed& n : kNeeded)
       if (missing[i] == n.name) out += (i ? ", " : "") + upper(n.name) + " (" + n.why + ")";
   }
-  return out + "; ikelbd needs CAP_BPF and CAP_NET_ADMIN";
+  return out + "; ikelbd needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON";
 }
 
 }  // namespace ikelb

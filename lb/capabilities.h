@@ -1,6 +1,7 @@
 // What ikelbd needs from the kernel, and a clear message when it lacks it. The data path needs
-// exactly CAP_BPF (maps, programs, pins) and CAP_NET_ADMIN (XDP programs and their attachment);
-// tests/deploy proves both are necessary and together sufficient.
+// exactly CAP_BPF (maps, programs, pins), CAP_NET_ADMIN (XDP programs and their attachment) and
+// CAP_PERFMON (without it the verifier rejects the program as if loaded by an unprivileged user);
+// tests/deploy proves each is necessary and the three together sufficient.
 #pragma once
 
 #include <string>
@@ -15,7 +16,8 @@ std::vector<std::string> missing_capabilities(const std::vector<std::string>& ef
 // The effective capability set of this process, lower-case names (libcap).
 std::vector<std::string> effective_capabilities();
 
-// "" if nothing is missing, else "missing CAP_X (...); ikelbd needs CAP_BPF and CAP_NET_ADMIN".
+// "" if nothing is missing, else "missing CAP_X (why); ikelbd needs CAP_BPF, CAP_NET_ADMIN and
+// CAP_PERFMON".
 std::string capability_diagnosis();
 
 }  // namespace ikelb

@@ -135,7 +135,7 @@ Datapath::Datapath(const Options& options) : pin_dir_(options.pin_dir) {
     }
   }
   check(ikelb_bpf__load(skel_.get()),
-        "loading the ikelb BPF object (needs CAP_BPF, CAP_NET_ADMIN)");
+        "loading the ikelb BPF object (needs CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON)");
 }
 
 Datapath::~Datapath() {

@@ -48,7 +48,7 @@ constexpr const char* kHelp =
     "               reload, STOPPING=1 when it stops\n"
     "  Logs go to stderr.\n"
     "\n"
-    "Capabilities: CAP_BPF and CAP_NET_ADMIN, nothing else (the systemd unit grants\n"
+    "Capabilities: CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON, nothing else (the systemd unit grants\n"
     "exactly these). ikelbd names a missing one at start-up.\n"
     "\n"
     "Exit status: 0 ok (--check: valid), 1 run-time failure, 2 invalid config or usage.\n";

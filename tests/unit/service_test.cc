@@ -88,13 +88,14 @@ TEST_F(NotifySocket, SaysWhyItCouldNotSend) {
 }
 
 TEST(Capabilities, NamesWhatIsMissing) {
-  EXPECT_EQ(missing_capabilities({"cap_bpf", "cap_net_admin"}), std::vector<std::string>{});
-  EXPECT_EQ(missing_capabilities({"cap_sys_admin", "cap_bpf", "cap_net_admin", "cap_net_raw"}),
-            std::vector<std::string>{});
-  EXPECT_EQ(missing_capabilities({"cap_bpf"}), std::vector<std::string>{"cap_net_admin"});
+  using V = std::vector<std::string>;
+  EXPECT_EQ(missing_capabilities({"cap_bpf", "cap_net_admin", "cap_perfmon"}), V{});
+  EXPECT_EQ(missing_capabilities({"cap_sys_admin", "cap_perfmon", "cap_bpf", "cap_net_admin"}),
+            V{});
+  EXPECT_EQ(missing_capabilities({"cap_bpf", "cap_perfmon"}), V{"cap_net_admin"});
   EXPECT_EQ(missing_capabilities({"cap_net_admin", "cap_sys_admin"}),
-            std::vector<std::string>{"cap_bpf"});
-  EXPECT_EQ(missing_capabilities({}), (std::vector<std::string>{"cap_bpf", "cap_net_admin"}));
+            (V{"cap_bpf", "cap_perfmon"}));
+  EXPECT_EQ(missing_capabilities({}), (V{"cap_bpf", "cap_net_admin", "cap_perfmon"}));
 }
 
 }  // namespace
