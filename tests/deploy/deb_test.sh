@@ -18,6 +18,8 @@ trap 'if [[ -n ${IKELB_DEB_KEEP:-} ]]; then echo "kept $work"; else rm -rf "$wor
 
 # ---- 1. build and inspect ----
 start=$SECONDS
+cmake --build "$build" --target ikelbd ikelbctl ikelb_man >"$work/build.log" 2>&1 ||
+  { cat "$work/build.log"; fail "building what the package holds"; }
 cpack --config "$build/CPackConfig.cmake" -B "$work" >"$work/cpack.log" 2>&1 ||
   { cat "$work/cpack.log"; fail "cpack"; }
 arch=$(dpkg --print-architecture)
