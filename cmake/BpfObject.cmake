@@ -14,7 +14,7 @@ function(bpf_object name source)
   set(skel ${CMAKE_CURRENT_BINARY_DIR}/${name}.skel.h)
   add_custom_command(
     OUTPUT ${obj}
-    COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Wextra -Werror
+    COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_x86 ${IKELB_WARNING_FLAGS}
             -I${CMAKE_SOURCE_DIR}/ebpf -I/usr/include/${IKELB_MULTIARCH}
             -c ${CMAKE_CURRENT_SOURCE_DIR}/${source} -o ${obj}
     DEPENDS ${source} ${B_DEPENDS}

@@ -3,7 +3,7 @@
 # (Debian: clang, libclang-rt-14-dev); without them configuring fails unless
 # -DIKELB_SKIP_FUZZ=ON, so a missing fuzz test never looks like a passing one.
 find_program(IKELB_CLANGXX NAMES clang++ clang++-14)
-set(IKELB_FUZZ_FLAGS -std=c++20 -g -O1 -Wall -Wextra -Werror
+set(IKELB_FUZZ_FLAGS -std=c++20 -g -O1 ${IKELB_WARNING_FLAGS}
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all)
 if(IKELB_CLANGXX AND NOT IKELB_FUZZ_WORKS)
   # Probe at configure time (until it succeeds once): clang without the libFuzzer runtime cannot

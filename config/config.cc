@@ -441,7 +441,10 @@ class Validator {
     i = 0;
     for (const char* c : choices) {
       if (i > 0) list += choices.size() == 2 ? " or " : ", ";
-      list += "\"" + std::string(c) + "\"";
+      // Appended piecewise: `"\"" + std::string(c)` trips GCC 12's false -Wrestrict at -O3.
+      list += '"';
+      list += c;
+      list += '"';
       i++;
     }
     error(path,

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "prober.h"
+#include "service_notify.h"
 
 namespace ikelb {
 namespace {
@@ -178,6 +179,8 @@ class Agent {
     }
     log_info("ready: " + summary(config_) + ", admin socket " + config_.admin_socket +
              (adopted_ ? ", pinned state adopted" : ""));
+    // XDP is attached and the tables are written: systemd may consider the start done.
+    notify("READY=1\nSTATUS=" + summary(config_));
 
     wait_signal();
     schedule_scan(std::chrono::milliseconds(0));
@@ -338,6 +341,14 @@ class Agent {
   }
 
   std::vector<std::string> reload(const std::string& why) {
+    notify("RELOADING=1\n" + monotonic_usec_field());
+    auto errors = reload_config(why);
+    notify("READY=1\nSTATUS=" +
+           (errors.empty() ? summary(config_) : "last reload rejected: " + join(errors, "; ")));
+    return errors;
+  }
+
+  std::vector<std::string> reload_config(const std::string& why) {
     ConfigResult result = parse_config_file(options_.config_path);
     std::vector<std::string> errors;
     for (const auto& e : result.errors) errors.push_back(e.str());
@@ -392,7 +403,13 @@ class Agent {
     stop();
   }
 
+  // systemd's notification socket, if ikelbd runs under Type=notify; a failure is only logged.
+  static void notify(const std::string& state) {
+    if (std::string error = notify_service(state); !error.empty()) log_warning(error);
+  }
+
   void stop() {
+    notify("STOPPING=1");
     exposer_.reset();  // no scrape may wait on a loop that is about to stop
     watcher_.reset();
     prober_.reset();

@@ -6,6 +6,7 @@
 #include <linux/magic.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <sys/mount.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -504,6 +505,27 @@ std::vector<std::string> Datapath::teardown(const std::string& pin_dir) {
     }
   if (rmdir(pin_dir.c_str()) != 0 && errno != ENOENT) fail(errno, "removing " + pin_dir);
   return removed;
+}
+
+namespace {
+
+bool on_bpffs(const std::string& path) {
+  struct statfs fs {};
+  return statfs(path.c_str(), &fs) == 0 && static_cast<uint64_t>(fs.f_type) == BPF_FS_MAGIC;
+}
+
+}  // namespace
+
+std::string Datapath::mount_bpffs(const std::string& pin_dir) {
+  const std::string parent = std::filesystem::path(pin_dir).parent_path().string();
+  if (on_bpffs(pin_dir)) return pin_dir + " is on a bpf filesystem already";
+  if (on_bpffs(parent)) return parent + " is a bpf filesystem already";
+  std::error_code ec;
+  std::filesystem::create_directories(parent, ec);
+  if (ec) fail(ec.value(), "creating " + parent);
+  if (mount("bpf", parent.c_str(), "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700") != 0)
+    fail(errno, "mounting a bpf filesystem on " + parent + " (needs CAP_SYS_ADMIN)");
+  return "mounted a bpf filesystem on " + parent;
 }
 
 static ikelb_affinity_key affinity_key(uint32_t vs_id, const IpAddress& client) {

@@ -68,6 +68,10 @@ class Datapath : public MapWriter {
   // Detaches every pinned link and removes every pin under `pin_dir`, then the directory.
   // Returns what was removed. Works without a loaded object.
   static std::vector<std::string> teardown(const std::string& pin_dir);
+  // Makes sure `pin_dir` is on a bpf filesystem: if neither it nor its parent is, mounts one on
+  // the parent (created if missing). Returns what was done, for the log. Needs CAP_SYS_ADMIN only
+  // when it mounts (systemd's ExecStartPre=+, never the agent itself).
+  static std::string mount_bpffs(const std::string& pin_dir);
 
   // MapWriter.
   uint32_t table_capacity() const override;

@@ -10,9 +10,19 @@
 
 namespace {
 
+// Complete enough to be the man page (help2man builds ikelbctl.8 from it).
 constexpr const char* kUsage =
-    "usage: ikelbctl [--socket PATH] [--json] COMMAND\n"
-    "commands:\n"
+    "Usage: ikelbctl [--socket PATH] [--json] COMMAND\n"
+    "The admin CLI of ikelbd (HTTP/JSON over the agent's unix socket).\n"
+    "\n"
+    "Options:\n"
+    "  --socket PATH       the agent's admin socket (default /run/ikelb/ikelb.sock, the\n"
+    "                      config's admin.socket; mode 0660)\n"
+    "  --json              print the agent's JSON reply instead of text\n"
+    "  --help              this text\n"
+    "  --version           the version\n"
+    "\n"
+    "Commands:\n"
     "  status              agent, interfaces, virtual servers, affinity table\n"
     "  backends            every backend: state, pinned clients, last change\n"
     "  drain NAME          no new clients; pinned clients stay (NAME or VS/NAME)\n"
@@ -20,10 +30,13 @@ constexpr const char* kUsage =
     "  disable NAME        no traffic at all; pinned clients move to other backends\n"
     "  enable NAME         undo disable\n"
     "  reload              re-read the config file (rejected configs change nothing)\n"
-    "  teardown            detach XDP, remove all pinned state (affinity too), stop ikelbd\n";
+    "  teardown            detach XDP, remove all pinned state (affinity too), stop ikelbd\n"
+    "\n"
+    "Operator states (drain, disable) survive reloads and restarts of ikelbd.\n"
+    "\n";
 constexpr const char* kExitStatus =
-    "exit status: 0 ok, 1 refused by ikelbd (import: refused, problems listed), 2 usage,\n"
-    "3 ikelbd unreachable\n";
+    "Exit status: 0 ok, 1 refused by ikelbd (import: refused, problems listed), 2 usage,\n"
+    "3 ikelbd unreachable.\n";
 
 int usage(const std::string& why) {
   if (!why.empty()) std::fprintf(stderr, "ikelbctl: %s\n", why.c_str());
@@ -48,7 +61,10 @@ int main(int argc, char** argv) {
     else if (a == "--json")
       json = true;
     else if (a == "-h" || a == "--help")
-      return usage(""), 0;
+      return std::fputs(kUsage, stdout), std::fputs(ikelb::appliance::kImportUsage, stdout),
+             std::fputs(kExitStatus, stdout), 0;
+    else if (a == "--version")
+      return std::printf("ikelbctl %s\n", IKELB_VERSION), 0;
     else if (a == "import" && words.empty())  // offline; its own options follow
       return ikelb::appliance::import_main(std::vector<std::string>(argv + i + 1, argv + argc));
     else if (a.starts_with("--"))

@@ -12,23 +12,56 @@
 
 #include "admin_http.h"
 #include "agent.h"
+#include "capabilities.h"
 #include "config.h"
 #include "datapath.h"
 #include "log.h"
 
 namespace {
 
-int usage() {
-  std::fprintf(stderr,
-               "usage: ikelbd --config FILE [--watch-config] [--teardown-on-stop]\n"
-               "       ikelbd --config FILE --check | --teardown\n"
-               "  --watch-config  reload whenever the content of FILE changes (also through a\n"
-               "                  symlink swap, as in a Kubernetes ConfigMap volume)\n"
-               "  --teardown-on-stop  on SIGTERM/SIGINT, detach XDP and remove the pinned state\n"
-               "                  instead of leaving forwarding (the last run before removal)\n"
-               "  --check     validate the config and exit (0 valid, 2 invalid)\n"
-               "  --teardown  detach XDP from every interface and remove the pinned state\n"
-               "              (affinity included); use `ikelbctl teardown` while ikelbd runs\n");
+// Complete enough to be the man page (help2man builds ikelbd.8 from it).
+constexpr const char* kHelp =
+    "Usage: ikelbd --config FILE [--watch-config] [--teardown-on-stop]\n"
+    "       ikelbd --config FILE --check | --teardown | --mount-bpffs\n"
+    "The ikelb agent: attaches the XDP load balancer for IKEv2/IPsec gateway pools to the\n"
+    "configured interfaces, writes its tables, probes the gateways with IKE_SA_INIT and serves\n"
+    "the admin API (ikelbctl) and Prometheus metrics.\n"
+    "\n"
+    "Options:\n"
+    "  --config FILE   the JSON configuration (keys: config/README.md; Debian package:\n"
+    "                  /etc/ikelb/ikelb.json, examples in /usr/share/doc/ikelb/examples)\n"
+    "  --check         validate FILE and exit: a summary, or every error with its JSON path\n"
+    "  --teardown      detach XDP from every interface and remove the pinned state under the\n"
+    "                  config's bpffs directory (affinity table included), then exit; refused\n"
+    "                  while an agent answers on the admin socket (use `ikelbctl teardown`)\n"
+    "  --mount-bpffs   mount a bpf filesystem on the parent of the config's bpffs directory\n"
+    "                  unless it is on one already, then exit (needs CAP_SYS_ADMIN; the\n"
+    "                  systemd unit runs it privileged before the agent, which never mounts)\n"
+    "  --watch-config  reload whenever the content of FILE changes (also through a symlink\n"
+    "                  swap, as in a Kubernetes ConfigMap volume)\n"
+    "  --teardown-on-stop  on SIGTERM/SIGINT, detach XDP and remove the pinned state instead of\n"
+    "                  leaving forwarding (the last run before removal)\n"
+    "  --help          this text\n"
+    "  --version       the version\n"
+    "\n"
+    "Running:\n"
+    "  Maps and XDP links are pinned under the config's bpffs directory (default\n"
+    "  /sys/fs/bpf/ikelb), which must be on a mounted bpf filesystem (--mount-bpffs). A\n"
+    "  restarted ikelbd adopts the pinned state: forwarding and affinity survive.\n"
+    "  SIGHUP       reload the config file; a rejected config changes nothing\n"
+    "  SIGTERM/INT  stop; XDP stays attached and forwarding (only a teardown detaches)\n"
+    "  NOTIFY_SOCKET  if set (systemd Type=notify), ikelbd sends READY=1 once XDP is\n"
+    "               attached and the tables are written, RELOADING=1 and READY=1 around a\n"
+    "               reload, STOPPING=1 when it stops\n"
+    "  Logs go to stderr.\n"
+    "\n"
+    "Capabilities: CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON, nothing else (the systemd unit grants\n"
+    "exactly these). ikelbd names a missing one at start-up.\n"
+    "\n"
+    "Exit status: 0 ok (--check: valid), 1 run-time failure, 2 invalid config or usage.\n";
+
+int usage(const char* why) {
+  std::fprintf(stderr, "ikelbd: %s\n%s", why, kHelp);
   return 2;
 }
 
@@ -46,7 +79,8 @@ void raise_open_file_limit() {
 
 int main(int argc, char** argv) {
   std::string config_path;
-  bool check = false, teardown = false, watch = false, teardown_on_stop = false;
+  bool check = false, teardown = false, mount_bpffs = false, watch = false,
+       teardown_on_stop = false;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--config" && i + 1 < argc) {
@@ -55,23 +89,29 @@ int main(int argc, char** argv) {
       config_path = a.substr(9);
     } else if (a == "--check") {
       check = true;
+    } else if (a == "--mount-bpffs") {
+      mount_bpffs = true;
     } else if (a == "--teardown") {
       teardown = true;
     } else if (a == "--watch-config") {
       watch = true;
     } else if (a == "--teardown-on-stop") {
       teardown_on_stop = true;
+    } else if (a == "--help" || a == "-h") {
+      std::fputs(kHelp, stdout);
+      return 0;
     } else if (a == "--version") {
       std::printf("ikelbd %s\n", IKELB_VERSION);
       return 0;
     } else {
-      std::fprintf(stderr, "ikelbd: unknown argument \"%s\"\n", a.c_str());
-      return usage();
+      return usage(("unknown argument \"" + a + "\"").c_str());
     }
   }
-  if (config_path.empty() || (check && teardown) ||
-      ((watch || teardown_on_stop) && (check || teardown)))
-    return usage();
+  if (config_path.empty()) return usage("--config FILE is required");
+  if (check + teardown + mount_bpffs > 1)
+    return usage("--check, --teardown and --mount-bpffs exclude each other");
+  if ((watch || teardown_on_stop) && (check || teardown || mount_bpffs))
+    return usage("--watch-config and --teardown-on-stop are for running the agent");
 
   ikelb::ConfigResult result = ikelb::parse_config_file(config_path);
   if (!result.config) {
@@ -86,6 +126,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
+    if (mount_bpffs) {
+      std::printf("%s\n", ikelb::Datapath::mount_bpffs(result.config->bpffs).c_str());
+      return 0;
+    }
     if (teardown) {
       try {
         ikelb::admin_call(result.config->admin_socket, "GET", "/v1/status", nullptr,
@@ -106,6 +150,9 @@ int main(int argc, char** argv) {
         {.config_path = config_path, .watch_config = watch, .teardown_on_stop = teardown_on_stop});
   } catch (const std::exception& e) {
     ikelb::log_error(e.what());
+    // The kernel only says EPERM; name the capability that is missing.
+    if (std::string caps = ikelb::capability_diagnosis(); !caps.empty() && !mount_bpffs)
+      ikelb::log_error(caps);
     return 1;
   }
 }
