@@ -74,7 +74,8 @@ AdminResponse route_admin(const AdminRequest& req, Controller& controller, const
                      {"id", v.id},
                      {"backends", v.backends},
                      {"in_table", v.in_table},
-                     {"table_size", v.table_size}});
+                     {"table_size", v.table_size},
+                     {"table_fingerprint", fingerprint_hex(v.fingerprint)}});
     out["virtual_servers"] = vss;
     return {200, out};
   }

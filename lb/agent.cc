@@ -227,7 +227,8 @@ class Agent {
     }
     for (const VirtualServerView& v : controller_->virtual_servers())
       s.virtual_servers.push_back({v.name, datapath_->vs_traffic(v.id), healthy[v.name],
-                                   datapath_->vs_edge_stats(v.id)});
+                                   datapath_->vs_edge_stats(v.id),
+                                   fingerprint_metric_value(v.fingerprint)});
     s.outcomes = datapath_->outcomes();
     s.events = datapath_->events();
     s.affinity_entries = affinity_entries_;

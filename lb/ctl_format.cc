@@ -48,10 +48,10 @@ std::string format_status(const nlohmann::json& s) {
   for (const auto& e : r.value("errors", nlohmann::json::array()))
     out += "  " + e.get<std::string>() + "\n";
   std::vector<std::vector<std::string>> rows = {
-      {"VIRTUAL SERVER", "ADDRESS", "BACKENDS", "IN TABLE", "TABLE SIZE"}};
+      {"VIRTUAL SERVER", "ADDRESS", "BACKENDS", "IN TABLE", "TABLE SIZE", "FINGERPRINT"}};
   for (const auto& v : s.value("virtual_servers", nlohmann::json::array()))
     rows.push_back({text(v, "name"), text(v, "address"), text(v, "backends"), text(v, "in_table"),
-                    text(v, "table_size")});
+                    text(v, "table_size"), text(v, "table_fingerprint")});
   return out + "\n" + format_table(rows);
 }
 

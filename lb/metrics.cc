@@ -70,6 +70,10 @@ std::vector<MetricFamily> metric_families(const MetricsSnapshot& s) {
                 "IKE_SA_INIT requests from sources without an established client that met the "
                 "virtual server's ike_sa_init_limit, by result (limited_*: dropped).",
                 with(vs, "result", result), double(n));
+    m.gauge("ikelb_virtual_server_table_fingerprint",
+            "Top 48 bits of the fingerprint of the virtual server's Maglev table and its inputs: "
+            "equal on every node that sends each client to the same gateway.",
+            vs, v.table_fingerprint);
   }
   for (const auto& b : s.backends) {
     Labels l = backend_labels(b);

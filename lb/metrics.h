@@ -35,8 +35,9 @@ struct BackendMetrics {
 struct VirtualServerMetrics {
   std::string name;
   ikelb_traffic traffic{};
-  size_t healthy_backends = 0;  // active or draining
-  ikelb_vs_edge_stats edge{};   // the IKE_SA_INIT limiter
+  size_t healthy_backends = 0;   // active or draining
+  ikelb_vs_edge_stats edge{};    // the IKE_SA_INIT limiter
+  double table_fingerprint = 0;  // fingerprint_metric_value() of its table
 };
 
 struct MetricsSnapshot {
