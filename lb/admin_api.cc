@@ -97,6 +97,22 @@ AdminResponse route_admin(const AdminRequest& req, Controller& controller, const
       return error(e.status, e.what());
     }
   }
+  if (what == "node" && path.size() == 2) {
+    if (!need("GET")) return error(405, "use GET for /v1/node");
+    if (!hooks.node_status) return error(500, "node status is not available");
+    return {200, hooks.node_status()};
+  }
+  if (what == "node" && path.size() == 3) {
+    if (!need("POST")) return error(405, "use POST for node actions");
+    if (!hooks.node_action) return error(500, "node actions are not available");
+    try {
+      std::string result = hooks.node_action(path[2]);
+      if (hooks.operator_done) hooks.operator_done(result);
+      return {200, {{"result", result}}};
+    } catch (const ControlError& e) {
+      return error(e.status, e.what());
+    }
+  }
   if (what == "reload" && path.size() == 2) {
     if (!need("POST")) return error(405, "use POST for /v1/reload");
     if (!hooks.reload) return error(500, "reload is not available");
