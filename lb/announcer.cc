@@ -46,7 +46,6 @@ void Announcer::failed(AnnounceStatus& st, const std::string& what) {
 }
 
 void Announcer::apply(AnnounceStatus& st, bool want, const std::string& cause) {
-  const std::string was = st.bird_state;
   std::string state;
   try {
     state = bird_.state(st.protocol);
@@ -61,7 +60,10 @@ void Announcer::apply(AnnounceStatus& st, bool want, const std::string& cause) {
   st.last_error.clear();
   st.bird_state = state;
   st.announced = up;
-  if (up == want) return;
+  if (up == want) {
+    st.last_set = want;
+    return;
+  }
   try {
     bird_.set_enabled(st.protocol, want);
   } catch (const BirdError& e) {
@@ -69,7 +71,11 @@ void Announcer::apply(AnnounceStatus& st, bool want, const std::string& cause) {
     return;
   }
   (want ? st.announces : st.withdraws)++;
-  std::string found = was.empty() || was == state ? "" : " (bird had it " + state + ")";
+  // Changed behind this agent's back (birdc, a bird restart): say so.
+  std::string found = st.last_set && *st.last_set == want
+                          ? " (bird had it " + state + ": changed outside ikelbd)"
+                          : "";
+  st.last_set = want;
   log_info(std::string(want ? "announce " : "withdraw ") + st.vs + " (bird protocol " +
            st.protocol + "): " + cause + found);
   try {

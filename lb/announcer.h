@@ -53,7 +53,8 @@ struct AnnounceStatus {
   std::string bird_state;                 // bird's State column, "" if unknown
   uint64_t announces = 0, withdraws = 0;  // changes made by this agent
   uint64_t errors = 0;
-  std::string last_error;  // "" after a successful round
+  std::string last_error;        // "" after a successful round
+  std::optional<bool> last_set;  // what this agent last told bird (or found as wanted)
 };
 
 class Announcer {

@@ -93,17 +93,11 @@ void BirdSocket::connect() {
   std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
   fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd_ < 0) throw BirdError(sys("socket"));
-  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    std::string e = sys("bird control socket " + path_);
-    close();
-    throw BirdError(e);
-  }
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
+    throw BirdError(sys("connect"));
   BirdReply hello = read_reply(std::chrono::steady_clock::now() + deadline_);
-  if (hello.final_code != 1) {
-    close();
-    throw BirdError("bird control socket " + path_ + ": unexpected greeting " +
-                    std::to_string(hello.final_code));
-  }
+  if (hello.final_code != 1)
+    throw BirdError("unexpected greeting " + std::to_string(hello.final_code));
 }
 
 BirdReply BirdSocket::read_reply(std::chrono::steady_clock::time_point deadline) {
@@ -119,10 +113,10 @@ BirdReply BirdSocket::read_reply(std::chrono::steady_clock::time_point deadline)
     if (n <= 0) continue;
     char buf[4096];
     ssize_t got = ::read(fd_, buf, sizeof(buf));
-    if (got == 0) throw BirdError("bird closed the control connection");
+    if (got == 0) throw BirdError("bird closed the connection");
     if (got < 0) {
       if (errno == EAGAIN || errno == EINTR) continue;
-      throw BirdError(sys("read from bird"));
+      throw BirdError(sys("read"));
     }
     parser_.feed(std::string_view(buf, static_cast<size_t>(got)));
   }
@@ -134,11 +128,11 @@ BirdReply BirdSocket::command(const std::string& line) {
     const std::string out = line + "\n";
     // A command line is far below the socket buffer: one non-blocking write is the whole line.
     if (::send(fd_, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size()))
-      throw BirdError(sys("write to bird"));
+      throw BirdError(sys("write"));
     return read_reply(std::chrono::steady_clock::now() + deadline_);
-  } catch (const BirdError&) {
+  } catch (const BirdError& e) {
     close();  // the next command starts on a fresh connection
-    throw;
+    throw BirdError("bird control socket " + path_ + ": " + e.what());
   }
 }
 
