@@ -2,6 +2,8 @@
 // refusal with its JSON path.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -87,6 +89,33 @@ TEST(AnnounceConfig, RefusalsNameThePath) {
           "/announce/virtual_servers/3/extra: unknown key \"extra\"",
           "/announce/virtual_servers/4/name: \"vpn6\" is listed twice",
           "/announce/virtual_servers/4/protocol: \"v6\" already carries another virtual server"}));
+}
+
+}  // namespace
+}  // namespace ikelb
+
+namespace ikelb {
+namespace {
+
+// The shipped node config names the protocols of deploy/ha/bird.conf.
+TEST(AnnounceConfig, ShippedExampleMatchesTheBirdExample) {
+  ConfigResult r = parse_config_file(std::string(IKELB_CONFIG_EXAMPLES) + "/ha-node.json");
+  ASSERT_TRUE(r.config) << (r.errors.empty() ? "" : r.errors[0].str());
+  ASSERT_TRUE(r.config->announce);
+  std::ifstream in(std::string(IKELB_DEPLOY_DIR) + "/ha/bird.conf");
+  std::stringstream bird;
+  bird << in.rdbuf();
+  ASSERT_FALSE(bird.str().empty());
+  for (const auto& vs : r.config->announce->virtual_servers) {
+    EXPECT_NE(bird.str().find("protocol static " + vs.protocol + " {"), std::string::npos)
+        << vs.protocol;
+    for (const auto& v : r.config->virtual_servers) {
+      if (v.name != vs.name) continue;
+      EXPECT_NE(bird.str().find("route " + v.address.str() + "/"), std::string::npos)
+          << v.address.str();
+    }
+  }
+  EXPECT_EQ(r.config->announce->bird_socket, "/run/bird/bird.ctl");  // Debian's bird2 default
 }
 
 }  // namespace
