@@ -232,6 +232,19 @@ std::vector<Case> cases() {
          // Neighbour advertisement (type 136, override flag) for the VIP, to all nodes.
          Bytes na = {136, 0, 0, 0, 0x20, 0, 0, 0};
          for (int i = 0; i < 16; i++) na.push_back(kVip6.bytes()[i]);
+         {  // ICMPv6 checksum: pseudo-header (source, destination, length, next header) + body
+           uint32_t sum = 0;
+           Bytes pseudo(kVip6.bytes().begin(), kVip6.bytes().end());
+           IpAddr all = ip("ff02::1");
+           pseudo.insert(pseudo.end(), all.bytes().begin(), all.bytes().end());
+           pseudo.insert(pseudo.end(), {0, 0, 0, uint8_t(na.size()), 0, 0, 0, kProtoIcmpv6});
+           pseudo.insert(pseudo.end(), na.begin(), na.end());
+           for (size_t i = 0; i < pseudo.size(); i += 2)
+             sum += uint32_t(pseudo[i]) << 8 | pseudo[i + 1];
+           while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+           na[2] = uint8_t(~sum >> 8);
+           na[3] = uint8_t(~sum);
+         }
          Frame una;
          una.eth(peer, mac("33:33:00:00:00:01"))
              .ipv6(kVip6, ip("ff02::1"))
@@ -278,7 +291,7 @@ std::vector<Case> cases() {
              untouched(vrrp4.build(), IKELB_OUT_PASS_NOT_OURS),
              untouched(vrrp6.build(), IKELB_OUT_PASS_NOT_OURS),
              untouched(garp.build(), IKELB_OUT_PASS_NOT_IP),
-             untouched(una.build(), IKELB_OUT_PASS_NOT_OURS),
+             untouched(una.build(), IKELB_OUT_PASS_ICMP_OTHER),
              untouched(nud.build(), IKELB_OUT_PASS_NOT_OURS),
              untouched(bgp.build(), IKELB_OUT_PASS_NOT_OURS),
              untouched(bgp_gw.build(), IKELB_OUT_PASS_NOT_OURS, Port::kGateway),
