@@ -251,6 +251,10 @@ class Agent {
       for (const AnnounceStatus& st : announcer_->status())
         s.announce.push_back({st.vs, st.wanted, st.announced, st.announces, st.withdraws});
     }
+    for (const auto& vs : config_.virtual_servers)  // not announced by ikelbd: 0
+      if (std::none_of(s.announce.begin(), s.announce.end(),
+                       [&](const AnnounceMetrics& a) { return a.vs == vs.name; }))
+        s.announce.push_back({vs.name, false, false, 0, 0});
     return s;
   }
 

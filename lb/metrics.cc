@@ -129,7 +129,7 @@ std::vector<MetricFamily> metric_families(const MetricsSnapshot& s) {
           "1 if this node can serve every virtual server (attached, tables written, enough "
           "backends, not drained): what ikelbctl node ready answers.",
           {}, s.node_ready ? 1 : 0);
-  if (s.announce_configured) {
+  {  // every virtual server and the error counter, also without an announce section (0)
     for (const auto& a : s.announce) {
       Labels vs{{"virtual_server", a.vs}};
       m.gauge("ikelb_virtual_server_announced",
