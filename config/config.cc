@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -506,7 +507,8 @@ class Validator {
                         {"affinity", false},
                         {"log_level", false},
                         {"edge", false},
-                        {"virtual_servers", true}}))
+                        {"virtual_servers", true},
+                        {"announce", false}}))
       return;
 
     // Pre-pass: every virtual server address and name, so a backend can be checked against
@@ -551,6 +553,8 @@ class Validator {
         validate_edge(path, v, c);
       } else if (key == "virtual_servers") {
         validate_virtual_servers(path, v, c);
+      } else if (key == "announce") {
+        validate_announce(path, v, c);
       }
     }
   }
@@ -1020,6 +1024,71 @@ class Validator {
       error(path, quote(text) + " is already a backend of " + vs_label(it->second) +
                       ": a gateway address can belong to one virtual server only, because replies "
                       "are translated by their source address");
+  }
+
+  // --- high availability (ha_config.h)
+
+  void validate_announce(const std::string& path, const Json& v, Config& c) {
+    if (!expect_object(path, v,
+                       {{"bird_socket", false},
+                        {"interval_ms", false},
+                        {"drain_file", false},
+                        {"virtual_servers", true}}))
+      return;
+    AnnounceConfig a;
+    if (auto it = v.find("bird_socket"); it != v.end())
+      if (auto s = expect_abs_path(child(path, "bird_socket"), *it)) a.bird_socket = *s;
+    if (auto it = v.find("interval_ms"); it != v.end())
+      if (auto n = expect_uint(child(path, "interval_ms"), *it, 100, 60000))
+        a.interval_ms = static_cast<uint32_t>(*n);
+    if (auto it = v.find("drain_file"); it != v.end())
+      if (auto s = expect_abs_path(child(path, "drain_file"), *it)) a.drain_file = *s;
+    const std::string list = child(path, "virtual_servers");
+    if (auto it = v.find("virtual_servers"); it != v.end() && expect_array(list, *it)) {
+      std::unordered_set<std::string> names, protocols;
+      for (size_t i = 0; i < it->size(); i++) {
+        const std::string p = child(list, i);
+        const Json& e = (*it)[i];
+        if (!expect_object(p, e,
+                           {{"name", true}, {"protocol", true}, {"min_healthy_backends", false}}))
+          continue;
+        AnnounceVirtualServer avs;
+        if (auto n = e.find("name"); n != e.end()) {
+          if (const std::string* s = expect_string(child(p, "name"), *n)) {
+            avs.name = *s;
+            bool known = std::any_of(vs_facts_.begin(), vs_facts_.end(),
+                                     [&](const VsFacts& f) { return f.name == *s; });
+            if (!known)
+              error(child(p, "name"), quote(*s) + " is not a virtual server of this config");
+            else if (!names.insert(*s).second)
+              error(child(p, "name"), quote(*s) + " is listed twice");
+          }
+        }
+        if (auto n = e.find("protocol"); n != e.end()) {
+          if (const std::string* s = expect_string(child(p, "protocol"), *n)) {
+            avs.protocol = *s;
+            if (!valid_bird_symbol(*s))
+              error(child(p, "protocol"),
+                    quote(*s) + " is not a bird protocol name (a letter or \"_\", then letters, "
+                                "digits or \"_\", at most 64)");
+            else if (!protocols.insert(*s).second)
+              error(child(p, "protocol"), quote(*s) + " already carries another virtual server");
+          }
+        }
+        if (auto n = e.find("min_healthy_backends"); n != e.end())
+          if (auto m = expect_uint(child(p, "min_healthy_backends"), *n, 1, IKELB_MAX_BACKENDS))
+            avs.min_healthy_backends = static_cast<uint32_t>(*m);
+        a.virtual_servers.push_back(std::move(avs));
+      }
+    }
+    c.announce = std::move(a);
+  }
+
+  static bool valid_bird_symbol(std::string_view s) {
+    if (s.empty() || s.size() > 64 || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+    return std::all_of(s.begin(), s.end(), [](char ch) {
+      return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_';
+    });
   }
 
   const DocumentBuilder& doc_;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "address.h"
+#include "ha_config.h"
 
 namespace ikelb {
 
@@ -92,6 +93,7 @@ struct Config {
   std::string log_level = "warning";  // "debug", "info", "warning", "error"
   ReversePathCheck reverse_path_check = ReversePathCheck::kStrict;  // "edge.reverse_path_check"
   std::vector<VirtualServerConfig> virtual_servers;
+  std::optional<AnnounceConfig> announce;  // ha_config.h
 };
 
 struct ConfigError {

@@ -74,7 +74,8 @@ AdminResponse route_admin(const AdminRequest& req, Controller& controller, const
                      {"id", v.id},
                      {"backends", v.backends},
                      {"in_table", v.in_table},
-                     {"table_size", v.table_size}});
+                     {"table_size", v.table_size},
+                     {"table_fingerprint", fingerprint_hex(v.fingerprint)}});
     out["virtual_servers"] = vss;
     return {200, out};
   }
@@ -90,6 +91,22 @@ AdminResponse route_admin(const AdminRequest& req, Controller& controller, const
     std::string ref = path.size() == 5 ? path[2] + "/" + path[3] : path[2];
     try {
       std::string result = controller.act(ref, *action);
+      if (hooks.operator_done) hooks.operator_done(result);
+      return {200, {{"result", result}}};
+    } catch (const ControlError& e) {
+      return error(e.status, e.what());
+    }
+  }
+  if (what == "node" && path.size() == 2) {
+    if (!need("GET")) return error(405, "use GET for /v1/node");
+    if (!hooks.node_status) return error(500, "node status is not available");
+    return {200, hooks.node_status()};
+  }
+  if (what == "node" && path.size() == 3) {
+    if (!need("POST")) return error(405, "use POST for node actions");
+    if (!hooks.node_action) return error(500, "node actions are not available");
+    try {
+      std::string result = hooks.node_action(path[2]);
       if (hooks.operator_done) hooks.operator_done(result);
       return {200, {{"result", result}}};
     } catch (const ControlError& e) {

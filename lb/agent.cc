@@ -20,6 +20,7 @@
 
 #include "admin_api.h"
 #include "admin_http.h"
+#include "announcer.h"
 #include "config_watch.h"
 #include "controller.h"
 #include "datapath.h"
@@ -107,7 +108,8 @@ class Agent {
       : options_(options),
         config_(std::move(config)),
         signals_(io_, SIGINT, SIGTERM, SIGHUP),
-        scan_timer_(io_) {}
+        scan_timer_(io_),
+        announce_timer_(io_) {}
 
   int run() {
     LogLevel level;
@@ -135,7 +137,8 @@ class Agent {
     datapath_->set_local_addresses(host_addresses());
     prober_ =
         std::make_unique<Prober>(io_, [this](uint32_t id, bool healthy, const std::string& cause) {
-          controller_->set_health(id, healthy, "probe: " + cause);
+          if (controller_->set_health(id, healthy, "probe: " + cause))
+            asio::post(io_, [this] { announce_round(); });
         });
     sync_probes();
     record_reload(true, {});
@@ -184,6 +187,7 @@ class Agent {
 
     wait_signal();
     schedule_scan(std::chrono::milliseconds(0));
+    sync_announce();
     io_.run();
     return exit_code_;
   }
@@ -230,7 +234,8 @@ class Agent {
     }
     for (const VirtualServerView& v : controller_->virtual_servers())
       s.virtual_servers.push_back({v.name, datapath_->vs_traffic(v.id), healthy[v.name],
-                                   datapath_->vs_edge_stats(v.id)});
+                                   datapath_->vs_edge_stats(v.id),
+                                   fingerprint_metric_value(v.fingerprint)});
     s.outcomes = datapath_->outcomes();
     s.events = datapath_->events();
     s.affinity_entries = affinity_entries_;
@@ -241,6 +246,18 @@ class Agent {
         std::chrono::duration<double>(last_success_.time_since_epoch()).count();
     s.version = IKELB_VERSION;
     s.bpf_prog_id = datapath_->prog_id();
+    s.node_drained = drained_;
+    s.node_ready = not_ready_cause(node_facts(), node_inputs(false)).empty();
+    s.announce_configured = announcer_ != nullptr;
+    if (announcer_) {
+      s.announce_errors = announcer_->errors();
+      for (const AnnounceStatus& st : announcer_->status())
+        s.announce.push_back({st.vs, st.wanted, st.announced, st.announces, st.withdraws});
+    }
+    for (const auto& vs : config_.virtual_servers)  // not announced by ikelbd: 0
+      if (std::none_of(s.announce.begin(), s.announce.end(),
+                       [&](const AnnounceMetrics& a) { return a.vs == vs.name; }))
+        s.announce.push_back({vs.name, false, false, 0, 0});
     return s;
   }
 
@@ -287,6 +304,8 @@ class Agent {
     h.reload = [this] { return reload("admin API"); };
     h.teardown = [this] { return teardown(); };
     h.operator_done = [](const std::string& what) { log_info("operator: " + what); };
+    h.node_status = [this] { return node_json(); };
+    h.node_action = [this](const std::string& action) { return node_action(action); };
     h.probe = [this](uint32_t id) -> nlohmann::json {
       auto st = prober_ ? prober_->status(id) : std::nullopt;
       if (!st) return nullptr;
@@ -311,7 +330,135 @@ class Agent {
               {"entries", affinity_entries_ ? nlohmann::json(*affinity_entries_) : nullptr},
               {"idle_timeout_s", config_.affinity_idle_timeout_s}}},
             {"last_reload",
-             {{"time", rfc3339(last_reload_)}, {"ok", last_reload_ok_}, {"errors", last_errors_}}}};
+             {{"time", rfc3339(last_reload_)}, {"ok", last_reload_ok_}, {"errors", last_errors_}}},
+            {"node", node_json()}};
+  }
+
+  // ---- node: announcing through bird, drain, readiness (announcer.h) ----
+
+  // One input per virtual server of the config: the announce section's protocol and minimum, or
+  // none and 1 (readiness of a node that does not announce, e.g. behind VRRP).
+  std::vector<AnnounceInput> node_inputs(bool announced_only) const {
+    std::vector<AnnounceInput> out;
+    auto views = controller_->virtual_servers();
+    for (const auto& vs : config_.virtual_servers) {
+      AnnounceInput in;
+      in.vs = vs.name;
+      bool listed = false;
+      if (config_.announce)
+        for (const auto& a : config_.announce->virtual_servers)
+          if (a.name == vs.name) {
+            in.protocol = a.protocol;
+            in.min_healthy_backends = a.min_healthy_backends;
+            listed = true;
+          }
+      if (announced_only && !listed) continue;
+      for (const auto& v : views)
+        if (v.name == vs.name) {
+          in.programmed = v.table_size > 0;
+          in.in_table = v.in_table;
+        }
+      out.push_back(in);
+    }
+    return out;
+  }
+
+  NodeFacts node_facts() const {
+    auto attached = datapath_->attached();
+    bool all = std::all_of(config_.interfaces.begin(), config_.interfaces.end(), [&](auto& i) {
+      return std::find(attached.begin(), attached.end(), i) != attached.end();
+    });
+    NodeFacts f;
+    f.attached = all;
+    f.drained = drained_;
+    return f;
+  }
+
+  // (Re)creates the bird client when the announce section appears or its socket changes, reads
+  // the persisted drain, and starts the periodic round.
+  void sync_announce() {
+    drained_ = false;
+    if (config_.announce) {
+      std::error_code ec;
+      drained_ = std::filesystem::exists(config_.announce->drain_file, ec);
+      if (!bird_ || bird_path_ != config_.announce->bird_socket) {
+        announcer_.reset();
+        bird_ = std::make_unique<BirdSocket>(config_.announce->bird_socket);
+        bird_path_ = config_.announce->bird_socket;
+        announcer_ = std::make_unique<Announcer>(*bird_);
+        log_info("announcing through bird at " + bird_path_ + (drained_ ? " (node drained)" : ""));
+      }
+    } else if (announcer_) {
+      log_warning("the announce section was removed: bird's protocols are left as they are");
+      announcer_.reset();
+      bird_.reset();
+      bird_path_.clear();
+    }
+    announce_timer_.cancel();
+    if (announcer_) schedule_announce(std::chrono::milliseconds(0));
+  }
+
+  void schedule_announce(std::chrono::milliseconds delay) {
+    announce_timer_.expires_after(delay);
+    announce_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      announce_round();
+      schedule_announce(std::chrono::milliseconds(config_.announce->interval_ms));
+    });
+  }
+
+  void announce_round() {
+    if (announcer_ && !tearing_down_) announcer_->reconcile(node_facts(), node_inputs(true));
+  }
+
+  nlohmann::json node_json() const {
+    nlohmann::json announce = nlohmann::json::array();
+    if (announcer_)
+      for (const AnnounceStatus& st : announcer_->status())
+        announce.push_back({{"virtual_server", st.vs},
+                            {"protocol", st.protocol},
+                            {"wanted", st.wanted},
+                            {"cause", st.cause},
+                            {"announced", st.announced ? nlohmann::json(*st.announced) : nullptr},
+                            {"bird_state", st.bird_state},
+                            {"announces", st.announces},
+                            {"withdraws", st.withdraws},
+                            {"errors", st.errors},
+                            {"last_error", st.last_error}});
+    const std::string cause = not_ready_cause(node_facts(), node_inputs(false));
+    return {{"drained", drained_},
+            {"ready", cause.empty()},
+            {"not_ready_cause", cause},
+            {"bird_socket", announcer_ ? nlohmann::json(bird_path_) : nullptr},
+            {"announce", announce}};
+  }
+
+  // `ikelbctl node drain|undrain`: persisted in announce.drain_file (so a restart keeps it),
+  // then one round at once.
+  std::string node_action(const std::string& action) {
+    const bool drain = action == "drain";
+    if (!drain && action != "undrain")
+      throw ControlError(404, "unknown node action \"" + action + "\" (drain, undrain)");
+    std::string note;
+    if (config_.announce) {
+      const std::filesystem::path file = config_.announce->drain_file;
+      std::error_code ec;
+      if (drain) {
+        std::filesystem::create_directories(file.parent_path(), ec);
+        std::ofstream(file) << "drained by ikelbctl node drain at " << rfc3339(clock_.now())
+                            << "\n";
+        if (!std::filesystem::exists(file, ec))
+          note = " (not persisted: cannot write " + file.string() + ")";
+      } else if (!std::filesystem::remove(file, ec) && ec) {
+        note = " (cannot remove " + file.string() + ": " + ec.message() + ")";
+      }
+    }
+    drained_ = drain;
+    log_info(std::string("node ") + (drain ? "drained" : "undrained") + " by the operator" + note);
+    announce_round();
+    return std::string(drain ? "node drained: VIPs withdrawn, forwarding continues"
+                             : "node undrained: VIPs announced where they can be served") +
+           note;
   }
 
   void record_reload(bool ok, std::vector<std::string> errors) {
@@ -371,6 +518,7 @@ class Agent {
       return errors;
     }
     config_ = *result.config;
+    sync_announce();
     LogLevel level;
     if (parse_log_level(config_.log_level, level)) set_log_level(level);
     if (config_.affinity_max_entries != datapath_->affinity_capacity())
@@ -384,8 +532,16 @@ class Agent {
     return {};
   }
 
+  // Withdraws this node's VIPs in bird while it still forwards what already arrives.
+  void withdraw_for_teardown() {
+    if (announcer_)
+      for (const auto& e : announcer_->withdraw_all(node_inputs(true), "teardown"))
+        log_error("teardown: withdraw " + e);
+  }
+
   std::string teardown() {
     tearing_down_ = true;
+    withdraw_for_teardown();
     // After the reply is written: detach, unpin, stop.
     asio::post(io_, [this] { teardown_now(); });
     return "tearing down: XDP detached and pins under " + config_.bpffs + " removed";
@@ -416,6 +572,7 @@ class Agent {
     if (health_) health_->stop();
     signals_.cancel();
     scan_timer_.cancel();
+    announce_timer_.cancel();
     if (server_) server_->stop();
     io_.stop();
   }
@@ -432,6 +589,7 @@ class Agent {
       if (options_.teardown_on_stop) {
         log_info("stopping on " + name + " with --teardown-on-stop: detaching XDP");
         tearing_down_ = true;
+        withdraw_for_teardown();
         teardown_now();
         return;
       }
@@ -488,13 +646,18 @@ class Agent {
   asio::io_context io_;
   asio::signal_set signals_;
   asio::steady_timer scan_timer_;
+  asio::steady_timer announce_timer_;
+  std::unique_ptr<BirdSocket> bird_;
+  std::unique_ptr<Announcer> announcer_;
+  std::string bird_path_;
+  bool drained_ = false;
+  bool tearing_down_ = false;
   SystemClock clock_;
   std::unique_ptr<Datapath> datapath_;
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<AdminServer> server_;
   std::unique_ptr<AdminServer> health_;  // /healthz, /readyz
   std::unique_ptr<ConfigWatcher> watcher_;
-  bool tearing_down_ = false;
   std::unique_ptr<Prober> prober_;
   std::shared_ptr<SnapshotCollectable> metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;

@@ -190,20 +190,24 @@ std::string Controller::adopt() {
 
 // Members: the backends whose state is, or is about to be written as, active (a table is
 // written before the state of a backend that leaves it: see write_state_change).
-std::vector<uint32_t> Controller::build_table(const Vs& vs) const {
+std::vector<uint32_t> Controller::build_table(const Vs& vs,
+                                              std::vector<FingerprintMember>* fp) const {
   std::vector<MaglevBackend> members;
   for (const auto& [id, b] : backends_)
     if (b.vs == vs.cfg.name &&
         effective_state(b.operator_state, b.config_state, b.healthy) == IKELB_BACKEND_ACTIVE &&
-        b.cfg.weight > 0)
+        b.cfg.weight > 0) {
       members.push_back({b.cfg.name, id, b.cfg.weight});
+      if (fp) fp->push_back({b.cfg.name, b.cfg.address.str(), b.cfg.weight, id});
+    }
   return build_maglev_table(members, vs.table_size);
 }
 
 // Writes the table into the inactive half, then switches the virtual server to it with one
 // update: a packet sees the old table or the new one, never a mix.
 void Controller::write_table(Vs& vs) {
-  std::vector<uint32_t> table = build_table(vs);
+  std::vector<FingerprintMember> members;
+  std::vector<uint32_t> table = build_table(vs, &members);
   uint32_t half = vs.written && vs.table_base == vs.region_base ? vs.region_base + vs.table_size
                                                                 : vs.region_base;
   maps_.write_table(half, table);
@@ -215,6 +219,7 @@ void Controller::write_table(Vs& vs) {
   maps_.set_virtual_server(vs.id, v);
   vs.table_base = half;
   vs.written = true;
+  vs.fingerprint = table_fingerprint(vs.table_size, std::move(members), table);
 }
 
 ikelb_backend_meta Controller::meta_of(const Backend& b) const {
@@ -579,7 +584,8 @@ std::vector<BackendView> Controller::backends() const {
 std::vector<VirtualServerView> Controller::virtual_servers() const {
   std::vector<VirtualServerView> out;
   for (const auto& [name, v] : vs_) {
-    VirtualServerView view{name, v.cfg.address, v.id, v.table_size, v.table_base, 0, 0};
+    VirtualServerView view{name, v.cfg.address, v.id, v.table_size, v.table_base, 0,
+                           0,    v.fingerprint};
     for (const auto& [id, b] : backends_)
       if (b.vs == name) {
         view.backends++;

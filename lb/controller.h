@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "config.h"
+#include "fingerprint.h"
 #include "map_writer.h"
 
 namespace ikelb {
@@ -83,6 +84,7 @@ struct VirtualServerView {
   IpAddress address;
   uint32_t id = 0, table_size = 0, table_base = 0;
   size_t backends = 0, in_table = 0;
+  uint64_t fingerprint = 0;  // of the table written last (fingerprint.h)
 };
 
 class Controller {
@@ -117,8 +119,9 @@ class Controller {
     uint32_t id = 0;
     VirtualServerConfig cfg;
     uint32_t region_base = 0, table_size = 0;
-    uint32_t table_base = 0;  // active half
-    bool written = false;     // has a table in the data path
+    uint32_t table_base = 0;   // active half
+    bool written = false;      // has a table in the data path
+    uint64_t fingerprint = 0;  // of the table written last
   };
   struct Backend {
     uint32_t id = 0;
@@ -140,7 +143,8 @@ class Controller {
   void write_backend(Backend& b, const std::string& cause);
   void write_state_change(Backend& b, const std::string& cause);
   void write_table(Vs& vs);
-  std::vector<uint32_t> build_table(const Vs& vs) const;
+  std::vector<uint32_t> build_table(const Vs& vs,
+                                    std::vector<FingerprintMember>* members = nullptr) const;
   ikelb_backend_meta meta_of(const Backend& b) const;
 
   MapWriter& maps_;

@@ -48,11 +48,34 @@ std::string format_status(const nlohmann::json& s) {
   for (const auto& e : r.value("errors", nlohmann::json::array()))
     out += "  " + e.get<std::string>() + "\n";
   std::vector<std::vector<std::string>> rows = {
-      {"VIRTUAL SERVER", "ADDRESS", "BACKENDS", "IN TABLE", "TABLE SIZE"}};
+      {"VIRTUAL SERVER", "ADDRESS", "BACKENDS", "IN TABLE", "TABLE SIZE", "FINGERPRINT"}};
   for (const auto& v : s.value("virtual_servers", nlohmann::json::array()))
     rows.push_back({text(v, "name"), text(v, "address"), text(v, "backends"), text(v, "in_table"),
-                    text(v, "table_size")});
-  return out + "\n" + format_table(rows);
+                    text(v, "table_size"), text(v, "table_fingerprint")});
+  out += "\n" + format_table(rows);
+  if (s.contains("node") && s["node"].is_object()) out += "\n" + format_node(s["node"]);
+  return out;
+}
+
+std::string format_node(const nlohmann::json& n) {
+  std::string out =
+      std::string("node: ") + (n.value("drained", false) ? "drained, " : "") +
+      (n.value("ready", false) ? "ready" : "not ready (" + text(n, "not_ready_cause") + ")") + "\n";
+  const auto& list = n.value("announce", nlohmann::json::array());
+  if (list.empty()) return out + "announce: not configured\n";
+  out += "announce: bird at " + text(n, "bird_socket") + "\n";
+  std::vector<std::vector<std::string>> rows = {
+      {"VIRTUAL SERVER", "PROTOCOL", "WANTED", "BIRD", "CHANGES", "ERRORS", "WHY"}};
+  for (const auto& a : list) {
+    std::string why = text(a, "cause");
+    if (std::string e = a.value("last_error", std::string()); !e.empty()) why += "; error: " + e;
+    rows.push_back({text(a, "virtual_server"), text(a, "protocol"),
+                    a.value("wanted", false) ? "announce" : "withdraw",
+                    a.value("bird_state", std::string()).empty() ? "?" : text(a, "bird_state"),
+                    "+" + text(a, "announces") + " -" + text(a, "withdraws"), text(a, "errors"),
+                    why});
+  }
+  return out + format_table(rows);
 }
 
 std::string format_backends(const nlohmann::json& b) {

@@ -12,5 +12,6 @@ namespace ikelb {
 std::string format_table(const std::vector<std::vector<std::string>>& rows);
 std::string format_status(const nlohmann::json& status);
 std::string format_backends(const nlohmann::json& backends);
+std::string format_node(const nlohmann::json& node);  // GET /v1/node
 
 }  // namespace ikelb

@@ -29,6 +29,10 @@ constexpr const char* kUsage =
     "  undrain NAME        take new clients again\n"
     "  disable NAME        no traffic at all; pinned clients move to other backends\n"
     "  enable NAME         undo disable\n"
+    "  node                this node: drained, ready, VIP announcements in bird\n"
+    "  node ready          exit 0 if this node can serve every virtual server, else 1\n"
+    "  node drain          withdraw this node's VIPs from the router; forwarding continues\n"
+    "  node undrain        announce them again\n"
     "  reload              re-read the config file (rejected configs change nothing)\n"
     "  teardown            detach XDP, remove all pinned state (affinity too), stop ikelbd\n"
     "\n"
@@ -77,6 +81,11 @@ int main(int argc, char** argv) {
   std::string method = "GET", target;
   if ((cmd == "status" || cmd == "backends") && words.size() == 1) {
     target = "/v1/" + cmd;
+  } else if (cmd == "node" && (words.size() == 1 || words[1] == "ready") && words.size() <= 2) {
+    target = "/v1/node";
+  } else if (cmd == "node" && words.size() == 2) {
+    method = "POST";
+    target = "/v1/node/" + words[1];
   } else if ((cmd == "reload" || cmd == "teardown") && words.size() == 1) {
     method = "POST";
     target = "/v1/" + cmd;
@@ -95,8 +104,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ikelbctl: %s\n", e.what());
     return 3;
   }
+  const bool ready_check = cmd == "node" && words.size() == 2 && words[1] == "ready";
   if (json) {
     std::printf("%s\n", reply.body.dump(2).c_str());
+    if (ready_check && reply.status < 300) return reply.body.value("ready", false) ? 0 : 1;
     return reply.status < 300 ? 0 : 1;
   }
   if (reply.status >= 300) {
@@ -105,8 +116,18 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "  %s\n", e.get<std::string>().c_str());
     return 1;
   }
+  if (ready_check) {
+    bool ready = reply.body.value("ready", false);
+    std::printf("%s\n",
+                ready
+                    ? "ready"
+                    : ("not ready: " + reply.body.value("not_ready_cause", std::string())).c_str());
+    return ready ? 0 : 1;
+  }
   if (cmd == "status")
     std::fputs(ikelb::format_status(reply.body).c_str(), stdout);
+  else if (cmd == "node" && words.size() == 1)
+    std::fputs(ikelb::format_node(reply.body).c_str(), stdout);
   else if (cmd == "backends")
     std::fputs(ikelb::format_backends(reply.body).c_str(), stdout);
   else

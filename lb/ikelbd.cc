@@ -12,6 +12,7 @@
 
 #include "admin_http.h"
 #include "agent.h"
+#include "bird_control.h"
 #include "capabilities.h"
 #include "config.h"
 #include "datapath.h"
@@ -139,6 +140,16 @@ int main(int argc, char** argv) {
         return 1;
       } catch (const std::exception&) {
         // Nobody answers: safe to tear down here.
+      }
+      // Withdraw before forwarding stops (a crashed agent left its announcements in place).
+      if (const auto& a = result.config->announce) {
+        ikelb::BirdSocket bird(a->bird_socket);
+        for (const auto& vs : a->virtual_servers) try {
+            bird.set_enabled(vs.protocol, false);
+            std::printf("withdrew %s (bird protocol %s)\n", vs.name.c_str(), vs.protocol.c_str());
+          } catch (const std::exception& e) {
+            std::fprintf(stderr, "ikelbd: withdraw %s: %s\n", vs.name.c_str(), e.what());
+          }
       }
       auto removed = ikelb::Datapath::teardown(result.config->bpffs);
       std::printf("removed %zu pinned objects under %s\n", removed.size(),

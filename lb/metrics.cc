@@ -70,6 +70,10 @@ std::vector<MetricFamily> metric_families(const MetricsSnapshot& s) {
                 "IKE_SA_INIT requests from sources without an established client that met the "
                 "virtual server's ike_sa_init_limit, by result (limited_*: dropped).",
                 with(vs, "result", result), double(n));
+    m.gauge("ikelb_virtual_server_table_fingerprint",
+            "Top 48 bits of the fingerprint of the virtual server's Maglev table and its inputs: "
+            "equal on every node that sends each client to the same gateway.",
+            vs, v.table_fingerprint);
   }
   for (const auto& b : s.backends) {
     Labels l = backend_labels(b);
@@ -118,6 +122,33 @@ std::vector<MetricFamily> metric_families(const MetricsSnapshot& s) {
                MetricType::Histogram)
           .metric.push_back(h);
     }
+  }
+  m.gauge("ikelb_node_drained", "1 while the operator has drained this node (ikelbctl node drain).",
+          {}, s.node_drained ? 1 : 0);
+  m.gauge("ikelb_node_ready",
+          "1 if this node can serve every virtual server (attached, tables written, enough "
+          "backends, not drained): what ikelbctl node ready answers.",
+          {}, s.node_ready ? 1 : 0);
+  {  // every virtual server and the error counter, also without an announce section (0)
+    for (const auto& a : s.announce) {
+      Labels vs{{"virtual_server", a.vs}};
+      m.gauge("ikelb_virtual_server_announced",
+              "1 if bird reports the virtual server's protocol up (the VIP announced by this "
+              "node), 0 if down or unknown.",
+              vs, a.announced.value_or(false) ? 1 : 0);
+      m.gauge("ikelb_virtual_server_announce_wanted",
+              "1 if this node should announce the virtual server, 0 if it should withdraw it.", vs,
+              a.wanted ? 1 : 0);
+      m.counter("ikelb_announce_changes_total",
+                "Announcements and withdrawals this agent made in bird.",
+                with(vs, "direction", "announce"), double(a.announces));
+      m.counter("ikelb_announce_changes_total",
+                "Announcements and withdrawals this agent made in bird.",
+                with(vs, "direction", "withdraw"), double(a.withdraws));
+    }
+    m.counter("ikelb_announce_errors_total",
+              "Failed exchanges with bird (unreachable, refused, unknown protocol, timeout).", {},
+              double(s.announce_errors));
   }
   for (uint32_t o = 0; o < IKELB_OUTCOME_MAX; o++)
     m.counter("ikelb_datapath_packets_total",

@@ -35,8 +35,17 @@ struct BackendMetrics {
 struct VirtualServerMetrics {
   std::string name;
   ikelb_traffic traffic{};
-  size_t healthy_backends = 0;  // active or draining
-  ikelb_vs_edge_stats edge{};   // the IKE_SA_INIT limiter
+  size_t healthy_backends = 0;   // active or draining
+  ikelb_vs_edge_stats edge{};    // the IKE_SA_INIT limiter
+  double table_fingerprint = 0;  // fingerprint_metric_value() of its table
+};
+
+// One virtual server announced through bird (announcer.h).
+struct AnnounceMetrics {
+  std::string vs;
+  bool wanted = false;
+  std::optional<bool> announced;  // as bird reported it; unknown after an error
+  uint64_t announces = 0, withdraws = 0;
 };
 
 struct MetricsSnapshot {
@@ -50,6 +59,10 @@ struct MetricsSnapshot {
   double last_reload_success_seconds = 0;  // Unix time
   std::string version;
   uint32_t bpf_prog_id = 0;
+  bool node_drained = false, node_ready = false;
+  bool announce_configured = false;
+  std::vector<AnnounceMetrics> announce;
+  uint64_t announce_errors = 0;
 };
 
 std::vector<prometheus::MetricFamily> metric_families(const MetricsSnapshot& snapshot);

@@ -204,6 +204,105 @@ std::vector<Case> cases() {
        {},
        nullptr});
 
+  // Several nodes for one VIP (docs/high-availability.md): the routing and VRRP traffic of the
+  // node itself must reach its daemons untouched, also when it names the VIP or comes from a
+  // gateway's address (gateways may peer with the nodes).
+  all.push_back(
+      {"HighAvailabilityControlTrafficPassesUntouched",
+       "VRRP (IPv4 and IPv6, protocol 112), gratuitous ARP and unsolicited NA for the VIP, "
+       "unicast NS to the VIP, BGP (TCP 179) and BFD (UDP 3784/4784) from the router and from "
+       "a gateway's address: XDP_PASS, frame untouched",
+       nullptr,
+       [](Env& env) {
+         const Mac peer = mac("02:00:00:00:c0:03");
+         const Bytes vrrp = {0x31, 0x0a, 0x64, 0x01, 0x00, 0x64,
+                             0x00, 0x00, 0xcb, 0x00, 0x71, 0x0a};  // VRRPv3, VRID 10, one address
+         Frame vrrp4;
+         vrrp4.eth(peer, mac("01:00:5e:00:00:12"))
+             .ipv4(ip("198.51.100.3"), ip("224.0.0.18"))
+             .ttl(255)
+             .l4(112, vrrp);
+         Frame vrrp6;
+         vrrp6.eth(peer, mac("33:33:00:00:00:12"))
+             .ipv6(ip("fe80::3"), ip("ff02::12"))
+             .hop_limit(255)
+             .l4(112, vrrp);
+         Frame garp = arp_request(peer, kVip4, kVip4);
+         garp.eth(peer, mac("ff:ff:ff:ff:ff:ff"));
+         // Neighbour advertisement (type 136, override flag) for the VIP, to all nodes.
+         Bytes na = {136, 0, 0, 0, 0x20, 0, 0, 0};
+         for (int i = 0; i < 16; i++) na.push_back(kVip6.bytes()[i]);
+         {  // ICMPv6 checksum: pseudo-header (source, destination, length, next header) + body
+           uint32_t sum = 0;
+           Bytes pseudo(kVip6.bytes().begin(), kVip6.bytes().end());
+           IpAddr all = ip("ff02::1");
+           pseudo.insert(pseudo.end(), all.bytes().begin(), all.bytes().end());
+           pseudo.insert(pseudo.end(), {0, 0, 0, uint8_t(na.size()), 0, 0, 0, kProtoIcmpv6});
+           pseudo.insert(pseudo.end(), na.begin(), na.end());
+           for (size_t i = 0; i < pseudo.size(); i += 2)
+             sum += uint32_t(pseudo[i]) << 8 | pseudo[i + 1];
+           while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+           na[2] = uint8_t(~sum >> 8);
+           na[3] = uint8_t(~sum);
+         }
+         Frame una;
+         una.eth(peer, mac("33:33:00:00:00:01"))
+             .ipv6(kVip6, ip("ff02::1"))
+             .hop_limit(255)
+             .l4(kProtoIcmpv6, na);
+         Frame nud = neighbour_solicitation(kClientRouterMac, ip("2001:db8:c::2"), kVip6);
+         nud.eth(kClientRouterMac, kClientPortMac).ipv6(ip("2001:db8:c::2"), kVip6);
+         // TCP SYN 40000 -> 179 (and 179 -> 40000 from a gateway).
+         auto tcp = [](uint16_t sport, uint16_t dport) {
+           return Bytes{uint8_t(sport >> 8),
+                        uint8_t(sport),
+                        uint8_t(dport >> 8),
+                        uint8_t(dport),
+                        0,
+                        0,
+                        0,
+                        1,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0x50,
+                        0x02,
+                        0xff,
+                        0xff,
+                        0,
+                        0,
+                        0,
+                        0};
+         };
+         Frame bgp =
+             from_client(ip("198.51.100.2"), ip("198.51.100.1")).l4(kProtoTcp, tcp(40000, 179));
+         Frame bgp_gw = from_backend(be(env, 0), ip("10.0.0.1")).l4(kProtoTcp, tcp(179, 40000));
+         Frame bfd = from_client(ip("198.51.100.2"), ip("198.51.100.1"))
+                         .udp(49152, 3784)
+                         .payload(ike_payload(24));
+         Frame bfd_gw =
+             from_backend(be(env, 1), ip("10.0.0.1")).udp(49153, 3784).payload(ike_payload(24));
+         Frame bfd_mh =
+             from_backend(be(env, 2), ip("10.0.0.1")).udp(49154, 4784).payload(ike_payload(24));
+         Frame bfd_vip =
+             from_client(ip("198.51.100.2"), kVip4).udp(49155, 3784).payload(ike_payload(24));
+         return std::vector<Step>{
+             untouched(vrrp4.build(), IKELB_OUT_PASS_NOT_OURS),
+             untouched(vrrp6.build(), IKELB_OUT_PASS_NOT_OURS),
+             untouched(garp.build(), IKELB_OUT_PASS_NOT_IP),
+             untouched(una.build(), IKELB_OUT_PASS_ICMP_OTHER),
+             untouched(nud.build(), IKELB_OUT_PASS_NOT_OURS),
+             untouched(bgp.build(), IKELB_OUT_PASS_NOT_OURS),
+             untouched(bgp_gw.build(), IKELB_OUT_PASS_NOT_OURS, Port::kGateway),
+             untouched(bfd.build(), IKELB_OUT_PASS_NOT_OURS),
+             untouched(bfd_gw.build(), IKELB_OUT_PASS_NOT_OURS, Port::kGateway),
+             untouched(bfd_mh.build(), IKELB_OUT_PASS_NOT_OURS, Port::kGateway),
+             untouched(bfd_vip.build(), IKELB_OUT_PASS_NOT_OURS)};
+       },
+       {},
+       nullptr});
+
   all.push_back(
       {"MalformedToTheVipIsDroppedAndCounted",
        "truncated VLAN header, truncated IPv4 header, ihl < 5, total length beyond the "

@@ -946,7 +946,7 @@ TEST_F(NetnsMetricsTest, PrometheusScrapesTheAgentAndRunsTheDashboardAndRules) {
             n++;
             if (r["health"] != "ok") return false;
           }
-        return n == 10;
+        return n == 13;
       },
       10s, 200ms))
       << rules.dump(1);

@@ -381,3 +381,40 @@ TEST_F(ControllerTest, WeightZeroStaysOutOfTheTableButKeepsItsClients) {
 
 }  // namespace
 }  // namespace ikelb
+
+namespace ikelb {
+namespace {
+
+uint64_t fingerprint_of(const Controller& c, const std::string& vs) {
+  for (const auto& v : c.virtual_servers())
+    if (v.name == vs) return v.fingerprint;
+  throw std::runtime_error("no virtual server " + vs);
+}
+
+// Two nodes with different histories (one saw gw3 before gw1 and gw2, so its ids differ) agree
+// on the fingerprint once their inputs agree, and disagree while one of them sees a backend down.
+TEST(ControllerFingerprint, NodesAgreeExactlyWhenTheirTablesSendClientsAlike) {
+  FakeMaps maps_a, maps_b;
+  FakeClock clock;
+  Controller a{maps_a, clock}, b{maps_b, clock};
+  ASSERT_TRUE(a.apply(config(3)).empty());
+  Config only_gw3 = config(3);
+  only_gw3.virtual_servers[0].backends.erase(only_gw3.virtual_servers[0].backends.begin(),
+                                             only_gw3.virtual_servers[0].backends.begin() + 2);
+  ASSERT_TRUE(b.apply(only_gw3).empty());
+  ASSERT_TRUE(b.apply(config(3)).empty());
+  ASSERT_NE(a.backend_id("gw3"), b.backend_id("gw3"));
+  EXPECT_NE(fingerprint_of(a, "vpn"), 0u);
+  EXPECT_EQ(fingerprint_of(a, "vpn"), fingerprint_of(b, "vpn"));
+
+  b.set_health(*b.backend_id("gw2"), false, "probe: timeout");
+  EXPECT_NE(fingerprint_of(a, "vpn"), fingerprint_of(b, "vpn"));
+  b.set_health(*b.backend_id("gw2"), true, "probe: ok");
+  EXPECT_EQ(fingerprint_of(a, "vpn"), fingerprint_of(b, "vpn"));
+  // A drain takes a backend out of the table as a failure does.
+  a.act("gw1", OperatorAction::kDrain);
+  EXPECT_NE(fingerprint_of(a, "vpn"), fingerprint_of(b, "vpn"));
+}
+
+}  // namespace
+}  // namespace ikelb

@@ -44,6 +44,8 @@ std::string read_file(const std::string& path) {
 MetricsSnapshot full_snapshot() {
   MetricsSnapshot s;
   s.virtual_servers.push_back({"vpn", {}, 1});
+  s.announce_configured = true;
+  s.announce.push_back({"vpn", true, true, 1, 0});
   BackendMetrics b;
   b.vs = "vpn";
   b.name = "gw1";
