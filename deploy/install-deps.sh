@@ -24,3 +24,10 @@ if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/nul
   systemctl disable --now prometheus >/dev/null 2>&1 || true
   echo "install-deps: disabled the prometheus service Debian started (tests run their own)"
 fi
+# The deploy tests install helm and the Kubernetes schema validators with npm. Machines of this
+# kind come with Node.js and npm (which conflict with Debian's npm package); bring Debian's only
+# where there is no npm at all.
+if ! command -v npm >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends nodejs npm
+fi
