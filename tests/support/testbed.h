@@ -6,7 +6,7 @@
 //   spare backends, outside the Maglev tables, for tests that pin clients to them:
 //     6 = 10.0.0.14 (vs 0, no neighbour entry), 7 = 198.51.100.50 (vs 0, behind the client port)
 //
-// The Maglev tables come from the C++ builder (lb/maglev.h), so `predict` is an independent
+// The Maglev tables come from the C++ builder (lb/core/maglev.h), so `predict` is an independent
 // account of where a new client must land.
 #pragma once
 
