@@ -103,7 +103,13 @@ enum ikelb_outcome { IKELB_OUTCOMES(IKELB_X_ENUM) IKELB_OUTCOME_MAX };
   X(MAGLEV_PROBED, "maglev_probed")       /* Maglev slot not active, a following slot used */     \
   X(REPLY_FRAGMENT_LEARNED, "reply_fragment_learned") /* first fragment of a reply */             \
   X(ICMP_TO_BACKEND, "icmp_to_backend") /* ICMP error about VIP -> client, sent to the backend */ \
-  X(ICMP_TO_CLIENT, "icmp_to_client")   /* backend's ICMP error about a client's packet */
+  X(ICMP_TO_CLIENT, "icmp_to_client")   /* backend's ICMP error about a client's packet */   \
+  X(SPI_LABEL, "spi_label")             /* routed by the gateway id in the gateway's SPI */     \
+  X(SPI_LEARNED, "spi_learned")         /* routed by a learned SPI owner */                     \
+  X(SPI_LABEL_DOWN, "spi_label_down")   /* SPI names a gateway that cannot take the client */   \
+  X(SPI_UNKNOWN, "spi_unknown")         /* SPI routing on, SPI neither a known id nor learned */ \
+  X(SPI_OWNER_LEARNED, "spi_owner_learned") /* a new (SPI, backend) remembered */               \
+  X(SPI_AFFINITY_KEPT, "spi_affinity_kept") /* SPI and source's affinity entry disagree */
 
 #define IKELB_X_ENUM(name, label) IKELB_EV_##name,
 enum ikelb_event { IKELB_EVENTS(IKELB_X_ENUM) IKELB_EVENT_MAX };
@@ -248,6 +254,53 @@ struct ikelb_vs_edge_stats {
   __u64 init_limited_total;
   __u64 pad;
 };
+
+/* SPI routing (clients that move: MOBIKE, NAT rebinding). A client's IKE and ESP packets carry
+ * SPIs its gateway chose; routing on them keeps a client that changed address on its gateway.
+ *
+ * spi_routing, index vs_id (rewritten on reload; all-zero: off). Labels: strongSwan gateways put
+ * their id into the SPIs they allocate (charon.spi_mask/spi_label, spi_min/spi_max): the id is
+ * (SPI & mask) >> shift, with the IKE SPI read as a big-endian 64-bit number and the ESP SPI as
+ * a big-endian 32-bit number (as on the wire). spi_labels maps (vs_id, id) to a backend id.
+ * Learning: gateways that cannot label; the program remembers which backend owns each gateway
+ * SPI it sees routed by affinity or Maglev (spi_owners), entries idle longer than the idle
+ * time are ignored and may be replaced. */
+#define IKELB_SPI_LABELS 1u /* spi_labels holds this virtual server's gateway ids */
+#define IKELB_SPI_LEARN 2u  /* learn and use spi_owners */
+struct ikelb_spi_routing {
+  __u64 ike_mask;
+  __u32 esp_mask;
+  __u8 ike_shift;
+  __u8 esp_shift;
+  __u8 flags; /* IKELB_SPI_* */
+  __u8 pad;
+  __u64 ike_idle_ns; /* learned IKE SPI owners (longer than the IKE SA rekey interval) */
+  __u64 esp_idle_ns; /* learned ESP SPI owners (longer than the CHILD SA rekey interval) */
+};
+
+struct ikelb_spi_label_key {
+  __u32 vs_id;
+  __u32 id;
+};
+
+/* spi_owners (LRU, written by the program only, except by the peer sync): the gateway-side SPI
+ * -> its backend. Never overwritten by traffic while live. */
+enum ikelb_spi_kind {
+  IKELB_SPI_IKE = 1, /* the gateway's IKE SPI, as the 8 wire bytes */
+  IKELB_SPI_ESP = 2, /* an inbound (client -> gateway) ESP SPI, wire bytes in the low 4 */
+};
+struct ikelb_spi_owner_key {
+  __u64 spi;
+  __u32 vs_id;
+  __u8 kind; /* enum ikelb_spi_kind */
+  __u8 pad[3];
+};
+struct ikelb_spi_owner {
+  __u32 backend_id;
+  __u32 pad;
+  __u64 last_seen_ns;
+};
+#define IKELB_SPI_OWNER_ENTRIES 262144
 
 /* settings: a one-element array the agent rewrites on reload. */
 struct ikelb_settings {
@@ -406,6 +459,10 @@ static_assert(sizeof(struct ikelb_traffic) == 32);
 static_assert(sizeof(struct ikelb_backend_stats) == 48);
 static_assert(sizeof(struct ikelb_vs_meta) == 72);
 static_assert(sizeof(struct ikelb_backend_meta) == 136);
+static_assert(sizeof(struct ikelb_spi_routing) == 32);
+static_assert(sizeof(struct ikelb_spi_label_key) == 8);
+static_assert(sizeof(struct ikelb_spi_owner_key) == 16);
+static_assert(sizeof(struct ikelb_spi_owner) == 16);
 #endif
 
 #endif /* IKELB_ABI_H */

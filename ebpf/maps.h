@@ -175,6 +175,28 @@ struct {
   __type(value, struct ikelb_vs_edge_stats);
 } vs_edge_stats SEC(".maps");
 
+/* SPI routing per virtual server, the gateways' ids, and learned SPI owners (ikelb_abi.h). */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, IKELB_MAX_VS);
+  __type(key, __u32);
+  __type(value, struct ikelb_spi_routing);
+} spi_routing SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, IKELB_MAX_BACKENDS);
+  __type(key, struct ikelb_spi_label_key);
+  __type(value, __u32);
+} spi_labels SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, IKELB_SPI_OWNER_ENTRIES);
+  __type(key, struct ikelb_spi_owner_key);
+  __type(value, struct ikelb_spi_owner);
+} spi_owners SEC(".maps");
+
 /* Agent bookkeeping (see ikelb_abi.h); the program never touches these. */
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
