@@ -407,6 +407,9 @@ struct ikelb_backend_meta {
 #define IKELB_MAP_INIT_SOURCES "init_sources"
 #define IKELB_MAP_INIT_TOTALS "init_totals"
 #define IKELB_MAP_VS_EDGE_STATS "vs_edge_stats"
+#define IKELB_MAP_SPI_ROUTING "spi_routing"
+#define IKELB_MAP_SPI_LABELS "spi_labels"
+#define IKELB_MAP_SPI_OWNERS "spi_owners"
 
 /* The Maglev index of a client: a hash of its address only (never the port), so every packet of
  * a client, fragments included, maps to one slot. Shared with C++ so tests and tools can predict

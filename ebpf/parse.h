@@ -24,6 +24,12 @@
 #define IKELB_IPPROTO_DSTOPTS 60
 #define IKELB_IPV6_MAX_EXT 4 /* extension headers walked before giving up (pass) */
 #define IKELB_ETH_P_8021AD 0x88A8
+/* IKE and ESP on the wire (IKE_NOTES.md). */
+#define IKELB_IPPROTO_ESP 50
+#define IKELB_IKE_PORT 500
+#define IKELB_NATT_PORT 4500
+#define IKELB_IKE_HEADER_LEN 28
+#define IKELB_IKE_SA_INIT 34
 
 enum frag_kind {
   FRAG_NONE = 0,

@@ -14,12 +14,7 @@
 #include "ikelb_abi.h"
 #include "maps.h"
 #include "parse.h"
-
-#define IKELB_IPPROTO_ESP 50
-#define IKELB_IKE_PORT 500
-#define IKELB_NATT_PORT 4500
-#define IKELB_IKE_HEADER_LEN 28
-#define IKELB_IKE_SA_INIT 34
+#include "spi.h"
 
 static __always_inline void count_event(__u32 ev) {
   __u64* v = bpf_map_lookup_elem(&events, &ev);
@@ -180,11 +175,8 @@ enum init_verdict {
 /* Runs an IKE_SA_INIT request from client `key` (virtual server, source) through its virtual
  * server's limits: the source's bucket first, so that one flooding source does not use up the
  * virtual server's. Returns enum init_verdict or the outcome that drops the request.
- *
- * A global function: the verifier checks it once, on its own (inlined at its call sites it more
- * than doubled the program's verification cost). */
-__attribute__((noinline)) int ikelb_limit_init(const struct ikelb_affinity_key* key, __u64 now) {
-  if (!key) return INIT_UNLIMITED;
+ * (Inlined into ikelb_select, which the verifier checks once.) */
+static __always_inline int limit_init(const struct ikelb_affinity_key* key, __u64 now) {
   __u32 vs_id = key->vs_id;
   struct ikelb_init_limit* lim = init_limit_of(vs_id);
   if (!lim) return INIT_UNLIMITED;
@@ -226,20 +218,55 @@ static __always_inline struct ikelb_reverse_value* backend_reply(struct pkt* p) 
 }
 
 /* A packet to a VIP from a backend's or a VIP's address is forged: no client has one. */
-static __always_inline int spoofed_client(struct pkt* p) {
-  struct ikelb_reverse_key rkey = {.family = p->family};
-  __builtin_memcpy(&rkey.addr, &p->src, sizeof(rkey.addr));
+static __always_inline int spoofed_client(const struct ikelb_addr* src, __u8 family) {
+  struct ikelb_reverse_key rkey = {.family = family};
+  __builtin_memcpy(&rkey.addr, src, sizeof(rkey.addr));
   __u32 vs_id;
-  return bpf_map_lookup_elem(&reverse, &rkey) || is_vip(&p->src, p->family, &vs_id);
+  return bpf_map_lookup_elem(&reverse, &rkey) || is_vip(src, family, &vs_id);
 }
 
-/* Affinity first, then Maglev. Returns -1 with *id and *out set, or the outcome that drops the
- * packet. `port` is the UDP destination port (network order), 0 for ESP and fragments. */
-static __always_inline int select_backend(struct pkt* p, void* data_end, __u32 vs_id, __u16 port,
-                                          __u64 now, __u32* id, struct ikelb_backend** out) {
-  struct ikelb_affinity_key akey = {.vs_id = vs_id, .family = p->family};
-  __builtin_memcpy(&akey.client, &p->src, sizeof(akey.client));
-  struct ikelb_affinity_value* aff = bpf_map_lookup_elem(&affinity, &akey);
+/* A new affinity entry: `client` is now pinned to `backend_id`. */
+static __always_inline void pin_client(const struct ikelb_affinity_key* client, __u32 backend_id,
+                                       __u32 flags, __u64 now) {
+  struct ikelb_affinity_value val = {.backend_id = backend_id, .flags = flags, .last_seen_ns = now};
+  bpf_map_update_elem(&affinity, client, &val, BPF_ANY);
+}
+
+/* What the packet says, for ikelb_select. In a per-CPU scratch map, not on the caller's stack:
+ * the caller's frame plus ikelb_select's must stay within the verifier's 512 bytes. */
+struct select_args {
+  struct ikelb_affinity_key client; /* virtual server, family, source address */
+  struct spi_query q;               /* the gateway's SPI, if has_spi */
+  __u8 has_spi;
+  __u8 init_request; /* an IKE_SA_INIT request (responder SPI 0) */
+  __u8 pad[2];
+  __u32 backend_id; /* out */
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct select_args);
+} select_scratch SEC(".maps");
+
+/* SPI label, then affinity, then a learned SPI owner, then Maglev. Returns -1 with
+ * a->backend_id set, or the outcome that drops the packet.
+ *
+ * A label (or learned owner) routes only the packet that carries it. It pins the packet's source
+ * only when that source has no live entry: an entry that disagrees is kept (spi_affinity_kept),
+ * so a forged SPI cannot move the client who owns the source.
+ *
+ * A global function over the packet's facts (no packet access): the verifier checks it once,
+ * not once per parse path of the caller. */
+__attribute__((noinline)) int ikelb_select(struct select_args* a) {
+  if (!a) return IKELB_OUT_DROP_INTERNAL;
+  struct ikelb_affinity_key* akey = &a->client;
+  __u32 vs_id = akey->vs_id;
+  __u64 now = a->q.now;
+  __u32 by_label = a->has_spi ? spi_label_owner(&a->q) : IKELB_NO_BACKEND;
+
+  struct ikelb_affinity_value* aff = bpf_map_lookup_elem(&affinity, akey);
   if (aff) {
     __u32 pinned = aff->backend_id;
     struct ikelb_backend* be = bpf_map_lookup_elem(&backends, &pinned);
@@ -248,14 +275,23 @@ static __always_inline int select_backend(struct pkt* p, void* data_end, __u32 v
     if (idle && age > idle) {
       count_event(IKELB_EV_AFFINITY_EXPIRED);
     } else if (backend_takes_pinned(be, vs_id)) {
-      count_event(IKELB_EV_AFFINITY_HIT);
-      if ((aff->flags & IKELB_AFFINITY_PROVISIONAL) && ike_init_request(p, data_end, port)) {
-        int verdict = ikelb_limit_init(&akey, now);
+      if (by_label != IKELB_NO_BACKEND) {
+        count_event(IKELB_EV_SPI_LABEL);
+        if (by_label != pinned) {
+          count_event(IKELB_EV_SPI_AFFINITY_KEPT);
+          a->backend_id = by_label;
+          return -1;
+        }
+      } else {
+        count_event(IKELB_EV_AFFINITY_HIT);
+      }
+      if ((aff->flags & IKELB_AFFINITY_PROVISIONAL) && a->init_request) {
+        int verdict = limit_init(akey, now);
         if (verdict >= 0) return verdict;
       }
       if (age > IKELB_AFFINITY_REFRESH_NS) aff->last_seen_ns = now;
-      *out = be;
-      *id = pinned;
+      if (a->has_spi && by_label == IKELB_NO_BACKEND) spi_learn(&a->q, pinned);
+      a->backend_id = pinned;
       return -1;
     } else {
       count_event(IKELB_EV_FAILOVER);
@@ -265,18 +301,53 @@ static __always_inline int select_backend(struct pkt* p, void* data_end, __u32 v
     count_event(IKELB_EV_AFFINITY_MISS);
   }
 
-  if (spoofed_client(p)) return IKELB_OUT_DROP_SPOOFED_CLIENT;
+  if (spoofed_client(&akey->client, akey->family)) return IKELB_OUT_DROP_SPOOFED_CLIENT;
+  __u32 by_spi = by_label;
+  if (by_label != IKELB_NO_BACKEND)
+    count_event(IKELB_EV_SPI_LABEL);
+  else if (a->has_spi)
+    by_spi = spi_learned_owner(&a->q);
+  if (by_spi != IKELB_NO_BACKEND) {
+    pin_client(akey, by_spi, 0, now);
+    a->backend_id = by_spi;
+    return -1;
+  }
   __u32 flags = 0;
-  if (ike_init_request(p, data_end, port)) {
-    int verdict = ikelb_limit_init(&akey, now);
+  if (a->init_request) {
+    int verdict = limit_init(akey, now);
     if (verdict >= 0) return verdict;
     if (verdict == INIT_ADMITTED) flags = IKELB_AFFINITY_PROVISIONAL;
   }
-  __u32 chosen = maglev_pick(&p->src, p->family, vs_id, out);
+  struct ikelb_backend* be = 0;
+  __u32 chosen = maglev_pick(&akey->client, akey->family, vs_id, &be);
   if (chosen == IKELB_NO_BACKEND) return IKELB_OUT_DROP_NO_BACKEND;
-  struct ikelb_affinity_value val = {.backend_id = chosen, .flags = flags, .last_seen_ns = now};
-  bpf_map_update_elem(&affinity, &akey, &val, BPF_ANY);
+  pin_client(akey, chosen, flags, now);
   count_backend(chosen, 0);
+  if (a->has_spi) spi_learn(&a->q, chosen);
+  a->backend_id = chosen;
+  return -1;
+}
+
+/* Where a client's packet goes: -1 with *id and *out set, or the outcome that drops it. `port`
+ * is the UDP destination port (network order), 0 for ESP and fragments. */
+static __always_inline int select_backend(struct pkt* p, void* data_end, __u32 vs_id, __u16 port,
+                                          __u64 now, __u32* id, struct ikelb_backend** out) {
+  __u32 zero = 0;
+  struct select_args* a = bpf_map_lookup_elem(&select_scratch, &zero);
+  if (!a) return IKELB_OUT_DROP_INTERNAL;
+  a->client.vs_id = vs_id;
+  a->client.family = p->family;
+  __builtin_memcpy(&a->client.client, &p->src, sizeof(a->client.client));
+  a->q.key.vs_id = vs_id;
+  a->q.now = now;
+  struct ikelb_spi_routing* sr = bpf_map_lookup_elem(&spi_routing, &vs_id);
+  a->has_spi = sr && sr->flags && gateway_spi(p, data_end, port, &a->q);
+  a->init_request = !a->has_spi && ike_init_request(p, data_end, port);
+  int drop = ikelb_select(a);
+  if (drop >= 0) return drop;
+  __u32 chosen = a->backend_id;
+  *out = bpf_map_lookup_elem(&backends, &chosen);
+  if (!*out) return IKELB_OUT_DROP_INTERNAL;
   *id = chosen;
   return -1;
 }

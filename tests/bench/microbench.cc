@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -36,9 +37,11 @@ struct Path {
   uint32_t ingress;
   uint32_t want_verdict;
   std::vector<double> ns;
+  std::function<void()> before = nullptr;  // map state this path needs, set before each run
 };
 
 double run_once(const Path& p, uint32_t repeat) {
+  if (p.before) p.before();
   std::vector<uint8_t> out(p.frame.size() + 256);
   xdp_md ctx{};
   ctx.data_end = static_cast<uint32_t>(p.frame.size());
@@ -74,12 +77,17 @@ int run(uint32_t repeat) {
   std::unique_ptr<ikelb_microbench_bpf, SkelDeleter> skel(ikelb_microbench_bpf__open());
   if (!skel) throw std::system_error(errno, std::generic_category(), "opening the bench object");
   // Share the data path's maps: the bench programs see exactly the state the testbed wrote.
-  for (const char* name :
-       {IKELB_MAP_VIPS, IKELB_MAP_VS, IKELB_MAP_MAGLEV, IKELB_MAP_BACKENDS, IKELB_MAP_REVERSE,
-        IKELB_MAP_AFFINITY, IKELB_MAP_REPLY_FRAGS, IKELB_MAP_TX_PORTS, IKELB_MAP_SETTINGS,
-        IKELB_MAP_VS_STATS, IKELB_MAP_BACKEND_STATS, IKELB_MAP_OUTCOMES, IKELB_MAP_EVENTS,
-        IKELB_MAP_LOCAL_ADDRS, IKELB_MAP_EDGE, IKELB_MAP_INIT_LIMITS, IKELB_MAP_INIT_SOURCES,
-        IKELB_MAP_INIT_TOTALS, IKELB_MAP_VS_EDGE_STATS}) {
+  for (const char* name : {IKELB_MAP_VIPS,          IKELB_MAP_VS,
+                           IKELB_MAP_MAGLEV,        IKELB_MAP_BACKENDS,
+                           IKELB_MAP_REVERSE,       IKELB_MAP_AFFINITY,
+                           IKELB_MAP_REPLY_FRAGS,   IKELB_MAP_TX_PORTS,
+                           IKELB_MAP_SETTINGS,      IKELB_MAP_VS_STATS,
+                           IKELB_MAP_BACKEND_STATS, IKELB_MAP_OUTCOMES,
+                           IKELB_MAP_EVENTS,        IKELB_MAP_LOCAL_ADDRS,
+                           IKELB_MAP_EDGE,          IKELB_MAP_INIT_LIMITS,
+                           IKELB_MAP_INIT_SOURCES,  IKELB_MAP_INIT_TOTALS,
+                           IKELB_MAP_VS_EDGE_STATS, IKELB_MAP_SPI_ROUTING,
+                           IKELB_MAP_SPI_LABELS,    IKELB_MAP_SPI_OWNERS}) {
     bpf_map* m = bpf_object__find_map_by_name(skel->obj, name);
     if (!m || bpf_map__reuse_fd(m, dp.map_fd(name)) != 0)
       throw std::runtime_error(std::string("sharing map ") + name);
@@ -123,13 +131,45 @@ int run(uint32_t repeat) {
   limit.total_tolerance_ns = 1'000'000'000'000ull;
   dp.set_init_limit(kVs4, limit);
 
+  // SPI routing: ESP-in-UDP from the pinned client, with routing off, with labels on (the label
+  // names the client's own gateway, as for every packet after a move), with learning on (the
+  // owner is refreshed). The layout is the one tests/bpf/spi_test.cc uses.
+  const uint32_t pinned = bed.predict(kVs4, IpAddress::must_parse(client.to_string()));
+  const uint32_t esp_spi = 0xc0000000u | ((pinned + 1) << 20) | 0x5a5a5u;
+  Bytes esp = Frame()
+                  .eth(router, port)
+                  .ipv4(client, vip)
+                  .udp(4500, 4500)
+                  .esp(esp_spi, 1)
+                  .payload(Bytes(192, 0x2a))
+                  .build();
+  const int routing_fd = dp.map_fd(IKELB_MAP_SPI_ROUTING);
+  for (uint32_t k = 1; k <= 3; k++) {
+    ikelb_spi_label_key key{.vs_id = kVs4, .id = k};
+    uint32_t backend = k - 1;
+    bpf_map_update_elem(dp.map_fd(IKELB_MAP_SPI_LABELS), &key, &backend, BPF_ANY);
+  }
+  auto spi_routing = [routing_fd](uint8_t flags) {
+    return [routing_fd, flags] {
+      ikelb_spi_routing r{};
+      r.ike_mask = 0xff00000000000000ull;
+      r.ike_shift = 56;
+      r.esp_mask = 0x0ff00000u;
+      r.esp_shift = 20;
+      r.flags = flags;
+      uint32_t vs = kVs4;
+      if (bpf_map_update_elem(routing_fd, &vs, &r, BPF_ANY) != 0)
+        throw std::system_error(errno, std::generic_category(), "writing spi_routing");
+    };
+  };
+
   const int copy = bpf_program__fd(skel->progs.bench_copy_only);
   const int ikelb = bpf_program__fd(skel->progs.bench_ikelb);
   const uint32_t cli = sandbox.client_ifindex, gw = sandbox.gateway_ifindex;
   std::vector<Path> paths = {
       {"baseline: XDP_TX only", bpf_program__fd(skel->progs.baseline_tx), to_vip, cli, XDP_TX, {}},
       {"snapshot+restore only", copy, to_vip, cli, XDP_TX, {}},
-      {"affinity hit (client->VIP)", ikelb, to_vip, cli, XDP_REDIRECT, {}},
+      {"affinity hit (client->VIP)", ikelb, to_vip, cli, XDP_REDIRECT, {}, spi_routing(0)},
       {"affinity hit, 10,000 clients",
        bpf_program__fd(skel->progs.bench_ikelb_10k_clients),
        to_vip,
@@ -151,6 +191,21 @@ int run(uint32_t repeat) {
       {"IKE_SA_INIT flood, one source (dropped)", ikelb, flood, cli, XDP_DROP, {}},
       {"reverse (backend->client)", ikelb, reply, gw, XDP_REDIRECT, {}},
       {"non-VIP pass", ikelb, other, cli, XDP_PASS, {}},
+      {"ESP-in-UDP hit, SPI routing off", ikelb, esp, cli, XDP_REDIRECT, {}, spi_routing(0)},
+      {"ESP-in-UDP hit, SPI labels on",
+       ikelb,
+       esp,
+       cli,
+       XDP_REDIRECT,
+       {},
+       spi_routing(IKELB_SPI_LABELS)},
+      {"ESP-in-UDP hit, SPI learning on",
+       ikelb,
+       esp,
+       cli,
+       XDP_REDIRECT,
+       {},
+       spi_routing(IKELB_SPI_LEARN)},
   };
   // Warm up: pins the client for the affinity-hit path and faults everything in. The flooding
   // source's first request is admitted (a different verdict), so it is sent once beforehand.
@@ -185,6 +240,12 @@ int run(uint32_t repeat) {
       "IKE_SA_INIT limiter: a new source costs %.0f ns more than a Maglev miss; a flood from one "
       "source is dropped at %.0f ns a packet, %.1f Mpps on one core\n",
       median(paths[5].ns) - median(paths[4].ns), drop_ns, 1e3 / drop_ns);
+  const double spi_off = median(paths[9].ns);
+  std::printf(
+      "SPI routing on an ESP-in-UDP affinity hit: labels add %.0f ns (x%.2f), learning adds %.0f "
+      "ns (x%.2f)\n",
+      median(paths[10].ns) - spi_off, median(paths[10].ns) / spi_off,
+      median(paths[11].ns) - spi_off, median(paths[11].ns) / spi_off);
   auto events = dp.events();
   std::printf("affinity hits %llu, misses %llu over the run\n",
               static_cast<unsigned long long>(events[IKELB_EV_AFFINITY_HIT]),

@@ -81,6 +81,36 @@ inline Bytes ike_payload(size_t n, uint8_t seed = 0x11) {
   return b;
 }
 
+inline constexpr uint8_t kIkeSaInit = 34, kIkeAuth = 35, kInformational = 37;
+inline constexpr uint8_t kFlagI = 0x08, kFlagR = 0x20;
+
+// An IKE message (RFC 7296 header and `extra` payload bytes); with `natt` after the 4-byte
+// non-ESP marker of port 4500.
+inline Bytes ike(uint64_t spi_i, uint64_t spi_r, uint8_t exchange, uint8_t flags, bool natt,
+                 size_t extra = 40) {
+  Bytes b;
+  if (natt) b.insert(b.end(), 4, 0);
+  for (int i = 7; i >= 0; i--) b.push_back(static_cast<uint8_t>(spi_i >> (8 * i)));
+  for (int i = 7; i >= 0; i--) b.push_back(static_cast<uint8_t>(spi_r >> (8 * i)));
+  const uint32_t len = static_cast<uint32_t>(28 + extra);
+  Bytes rest = {33,
+                0x20,
+                exchange,
+                flags,
+                0,
+                0,
+                0,
+                0,
+                static_cast<uint8_t>(len >> 24),
+                static_cast<uint8_t>(len >> 16),
+                static_cast<uint8_t>(len >> 8),
+                static_cast<uint8_t>(len)};
+  b.insert(b.end(), rest.begin(), rest.end());
+  Bytes payload = ike_payload(extra);
+  b.insert(b.end(), payload.begin(), payload.end());
+  return b;
+}
+
 // A client's packet as it arrives on the client port.
 inline Frame from_client(const IpAddr& client, const IpAddr& dst) {
   Frame f;

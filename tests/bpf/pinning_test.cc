@@ -62,7 +62,7 @@ TEST(Pinning, RestartAdoptsMapsAndLinkThenTeardownRemovesThem) {
   EXPECT_TRUE(std::filesystem::exists(pins + "/link_gw0"));
   {
     Datapath dp(pinned(pins));
-    EXPECT_EQ(dp.adopted_maps().size(), 28u);
+    EXPECT_EQ(dp.adopted_maps().size(), 29u);
     auto a = dp.affinity(3, client);
     ASSERT_TRUE(a);
     EXPECT_EQ(a->backend_id, 42u);
@@ -71,7 +71,7 @@ TEST(Pinning, RestartAdoptsMapsAndLinkThenTeardownRemovesThem) {
     EXPECT_NE(xdp_prog_id("gw0"), 0u);
   }
   auto removed = Datapath::teardown(pins);
-  EXPECT_EQ(removed.size(), 29u);  // 28 maps and one link
+  EXPECT_EQ(removed.size(), 30u);  // 29 maps and one link
   EXPECT_EQ(xdp_prog_id("gw0"), 0u);
   EXPECT_FALSE(std::filesystem::exists(pins));
   {
