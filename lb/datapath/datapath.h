@@ -89,6 +89,9 @@ class Datapath : public MapWriter {
   void set_init_limit(uint32_t vs_id, const ikelb_init_limit& limit) override;
   void set_vs_meta(uint32_t vs_id, const ikelb_vs_meta& meta) override;
   void set_backend_meta(uint32_t id, const ikelb_backend_meta& meta) override;
+  void set_spi_routing(uint32_t vs_id, const ikelb_spi_routing& routing) override;
+  void set_spi_label(uint32_t vs_id, uint32_t id, uint32_t backend_id) override;
+  void delete_spi_label(uint32_t vs_id, uint32_t id) override;
 
   // Convenience for tests: `port` in host order.
   void set_service(const IpAddress& vip, uint8_t proto, uint16_t port, uint32_t vs_id) {
