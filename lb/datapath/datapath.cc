@@ -629,6 +629,24 @@ ikelb_vs_edge_stats Datapath::vs_edge_stats(uint32_t vs_id) const {
   return sum_percpu<ikelb_vs_edge_stats>(bpf_map__fd(skel_->maps.vs_edge_stats), vs_id);
 }
 
+uint64_t Datapath::spi_owner_entries() const {
+  constexpr uint32_t kBatch = 4096;
+  std::vector<ikelb_spi_owner_key> keys(kBatch);
+  std::vector<ikelb_spi_owner> values(kBatch);
+  uint8_t in[8] = {}, out[8] = {};  // the next bucket index
+  uint64_t total = 0;
+  for (bool first = true;; first = false) {
+    uint32_t count = kBatch;
+    int rc = bpf_map_lookup_batch(bpf_map__fd(skel_->maps.spi_owners), first ? nullptr : in, out,
+                                  keys.data(), values.data(), &count, nullptr);
+    int err = rc < 0 ? errno : 0;
+    if (rc < 0 && err != ENOENT) fail(err, "walking the SPI owner map");
+    total += count;
+    if (err == ENOENT) return total;
+    std::memcpy(in, out, sizeof(in));
+  }
+}
+
 uint32_t Datapath::affinity_capacity() const {
   return bpf_map__max_entries(skel_->maps.affinity);
 }

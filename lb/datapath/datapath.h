@@ -111,6 +111,8 @@ class Datapath : public MapWriter {
   std::optional<ikelb_affinity_value> affinity(uint32_t vs_id, const IpAddress& client) const;
   std::optional<ikelb_backend> backend(uint32_t id) const;
   uint32_t affinity_capacity() const;
+  // Entries in the learned SPI owner table (spi_owners), by a batched walk of the whole map.
+  uint64_t spi_owner_entries() const;
 
   // One step of a walk over the affinity map: visits up to `max` entries after `cursor` (empty
   // to start) and returns false once the walk is complete. Never holds the map for long, so the

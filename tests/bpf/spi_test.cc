@@ -526,6 +526,15 @@ std::vector<Case> spi_cases() {
          env.dp.delete_spi_label(kVs6, kControlIds[1]);
          env.dp.delete_spi_label(kVs6, kControlIds[1]);  // already gone: fine
          EXPECT_EQ(env.dp.snapshot().spi_labels.count({kVs6, kControlIds[1]}), 0u);
+         // The agent's walk of the learned owner table (ikelb_spi_owner_entries): labels only,
+         // nothing learned; then three entries.
+         EXPECT_EQ(env.dp.spi_owner_entries(), 0u);
+         for (uint64_t spi : {1u, 2u, 3u}) {
+           ikelb_spi_owner_key k = owner_key(kVs4, IKELB_SPI_ESP, spi);
+           ikelb_spi_owner v{.backend_id = 1, .pad = 0, .last_seen_ns = 1};
+           ASSERT_EQ(bpf_map_update_elem(env.dp.map_fd(IKELB_MAP_SPI_OWNERS), &k, &v, BPF_ANY), 0);
+         }
+         EXPECT_EQ(env.dp.spi_owner_entries(), 3u);
        }});
 
   return all;
