@@ -114,7 +114,7 @@ class HaTunnelTest : public NetnsFixture {
                       .strongswan_sh = IKELB_STRONGSWAN_SH,
                       .work_dir_template = "/tmp/ikelb-iht-XXXXXX",
                       .prefix = "iht",
-                      .mac_tag = 0x1f,
+                      .mac_tag = 0x20,
                       .run_timeout = 20s,
                       .stop_grace = 1s,
                       .keep_env = "IKELB_HA_TUNNEL_KEEP"}),
@@ -655,11 +655,13 @@ class HaTunnelTest : public NetnsFixture {
     return out;
   }
 
+  static size_t v6_count(const std::set<std::string>& addresses) {
+    return std::ranges::count_if(
+        addresses, [](const std::string& a) { return a.find(':') != std::string::npos; });
+  }
   // "N (M IPv6)" of a set of client addresses.
   static std::string count_text(const std::set<std::string>& addresses) {
-    const auto v6 = std::ranges::count_if(
-        addresses, [](const std::string& a) { return a.find(':') != std::string::npos; });
-    return std::to_string(addresses.size()) + " (" + std::to_string(v6) + " IPv6)";
+    return std::to_string(addresses.size()) + " (" + std::to_string(v6_count(addresses)) + " IPv6)";
   }
 
   // SIGSTOP of bird and ikelbd, and every frame to and from the node dropped by its neighbours
@@ -698,11 +700,7 @@ class HaTunnelTest : public NetnsFixture {
     auto pings = start_pings(kCount, kInterval);
     std::this_thread::sleep_for(1s);
     // The victim: the node with more clients, IPv6 ones first (so the failure hits both kinds).
-    auto weight = [&](int k) {
-      return count_text(per_node[k]).find("(0 IPv6)") == std::string::npos
-                 ? 100 + per_node[k].size()
-                 : per_node[k].size();
-    };
+    auto weight = [&](int k) { return (v6_count(per_node[k]) > 0 ? 100 : 0) + per_node[k].size(); };
     Node& n = nodes_[weight(1) >= weight(2) ? 1 : 2];
     const int other = n.k == 1 ? 2 : 1;
     const auto t0 = Clock::now();
