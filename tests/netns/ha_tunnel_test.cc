@@ -281,9 +281,10 @@ class HaTunnelTest : public NetnsFixture {
   void start_frr() {
     frr_dir_ = dir_ + "/frr";
     std::filesystem::create_directories(frr_dir_);
-    for (const char* d : {"zebra", "bfdd", "bgpd"}) std::ofstream(frr_dir_ + "/" + d + ".conf");
-    // The example with only what this topology needs changed: the nodes' addresses are the
-    // example's; the router's ID is a label.
+    // The example as is (this topology uses its addresses), applied through vtysh as `vtysh -b`
+    // does at boot; the two lines a daemon takes only from its startup file go there.
+    for (const char* d : {"zebra", "bfdd", "bgpd"})
+      std::ofstream(frr_dir_ + "/" + d + ".conf") << "frr defaults datacenter\nhostname router\n";
     std::ofstream(frr_dir_ + "/frr.conf")
         << substitute(example("frr.conf"),
                       {{"frr defaults datacenter\n", ""}, {"hostname router\n", ""}}, "frr.conf");
@@ -317,7 +318,6 @@ class HaTunnelTest : public NetnsFixture {
       return std::filesystem::exists(frr_dir_ + "/bgpd.vty") &&
              std::filesystem::exists(frr_dir_ + "/bfdd.vty");
     });
-    // The integrated config, applied through vtysh as `vtysh -b` does at boot.
     const std::string out = must({"vtysh", "--vty_socket", frr_dir_, "-f", frr_dir_ + "/frr.conf"});
     if (out.find("Unknown") != std::string::npos || out.find("rror") != std::string::npos)
       throw std::runtime_error("vtysh -f frr.conf: " + out);
