@@ -21,6 +21,9 @@ check() {  # NAME GOOD_FILE BAD_FILE COMMAND... (the file is the last argument)
 sed 's/multiplier 3;/multiplierx 3;/' "$dir/bird.conf" > "$work/bird-bad.conf"
 check "bird -p" "$dir/bird.conf" "$work/bird-bad.conf" bird -p -c
 
+sed 's/bfd;/bfdx;/' "$dir/bird-gateway.conf" > "$work/bird-gateway-bad.conf"
+check "bird -p" "$dir/bird-gateway.conf" "$work/bird-gateway-bad.conf" bird -p -c
+
 cp "$dir/frr.conf" "$work/frr.conf"
 sed 's/maximum-paths 16/maximum-pathsx 16/' "$dir/frr.conf" > "$work/frr-bad.conf"
 chmod 644 "$work"/frr*.conf

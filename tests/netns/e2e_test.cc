@@ -47,6 +47,7 @@
 #include "maglev.h"
 #include "netns_fixture.h"
 #include "process.h"
+#include "swanctl_sas.h"
 
 // In ikelb::test for the process helpers of support/process.h.
 namespace ikelb::test {
@@ -66,77 +67,6 @@ constexpr size_t kTailChars = 3000;                   // of a log or an output s
 
 double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-// One IKE_SA as `swanctl --list-sas --raw` prints it.
-struct ChildSa {
-  std::string state, spi_in, spi_out;
-  bool encap = false;
-};
-struct IkeSa {
-  std::string name, state, local_port, remote_host, remote_port, remote_id, spi_i, spi_r, vip;
-  bool nat_remote = false;
-  std::vector<ChildSa> children;
-
-  const ChildSa* installed() const {
-    for (const auto& c : children)
-      if (c.state == "INSTALLED") return &c;
-    return nullptr;
-  }
-  bool up() const { return state == "ESTABLISHED" && installed(); }
-  // IKE SPIs and the installed CHILD_SA's SPIs: changes with any rekey or re-establishment.
-  std::string spis() const {
-    const ChildSa* c = installed();
-    return spi_i + "/" + spi_r + (c ? " " + c->spi_in + "/" + c->spi_out : " no-child");
-  }
-};
-
-std::map<std::string, std::string> raw_fields(const std::string& text) {
-  static const std::regex kv(R"(([a-z-]+)=(\[[^\]]*\]|[^ {}]+))");
-  std::map<std::string, std::string> out;
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), kv); it != std::sregex_iterator();
-       ++it) {
-    std::string v = (*it)[2];
-    if (v.starts_with("[")) v = v.substr(1, v.size() - 2);
-    out.emplace((*it)[1], v);  // the first occurrence wins
-  }
-  return out;
-}
-
-std::vector<IkeSa> parse_list_sas(const std::string& output) {
-  std::vector<IkeSa> out;
-  std::istringstream in(output);
-  std::string line;
-  static const std::regex head(R"(^list-sa event \{([^ {]+) \{)");
-  while (std::getline(in, line)) {
-    std::smatch m;
-    if (!std::regex_search(line, m, head)) continue;
-    IkeSa sa;
-    sa.name = m[1];
-    size_t children = line.find("child-sas {");
-    auto f = raw_fields(line.substr(0, children));
-    sa.state = f["state"];
-    sa.local_port = f["local-port"];
-    sa.remote_host = f["remote-host"];
-    sa.remote_port = f["remote-port"];
-    sa.remote_id = f["remote-id"];
-    sa.spi_i = f["initiator-spi"];
-    sa.spi_r = f["responder-spi"];
-    sa.vip = f.count("remote-vips") ? f["remote-vips"] : f["local-vips"];
-    sa.nat_remote = f["nat-remote"] == "yes";
-    if (children != std::string::npos) {
-      // child-sas {NAME {k=v ...} NAME {k=v ...}}
-      std::string rest = line.substr(children + 11);
-      static const std::regex child(R"(([^ {}]+) \{([^{}]*)\})");
-      for (auto it = std::sregex_iterator(rest.begin(), rest.end(), child);
-           it != std::sregex_iterator(); ++it) {
-        auto c = raw_fields((*it)[2]);
-        sa.children.push_back({c["state"], c["spi-in"], c["spi-out"], c["encap"] == "yes"});
-      }
-    }
-    out.push_back(sa);
-  }
-  return out;
 }
 
 // The value of one sample ("name{labels}" exactly as exposed), or nullopt.
