@@ -709,6 +709,7 @@ class Validator {
                         {"maglev_table_size", false},
                         {"health_check", false},
                         {"ike_sa_init_limit", false},
+                        {"spi_routing", false},
                         {"backends", true}}))
       return;
 
@@ -786,8 +787,14 @@ class Validator {
     if (auto it = v.find("ike_sa_init_limit"); it != v.end())
       validate_init_limit(child(path, "ike_sa_init_limit"), *it, address, vs.ike_sa_init_limit);
 
-    if (auto it = v.find("backends"); it != v.end())
+    bool spi_ok = true;
+    if (auto it = v.find("spi_routing"); it != v.end())
+      spi_ok = validate_spi_routing(child(path, "spi_routing"), *it, vs.spi_routing);
+
+    if (auto it = v.find("backends"); it != v.end()) {
       validate_backends(index, child(path, "backends"), *it, address, vs);
+      if (spi_ok) check_spi_ids(child(path, "backends"), *it, vs);
+    }
 
     // Rules that need the whole server.
     if (address) {
@@ -965,8 +972,12 @@ class Validator {
       std::string p = child(path, i);
       const Json& b = v[i];
       BackendConfig be;
-      if (!expect_object(
-              p, b, {{"name", true}, {"address", true}, {"weight", false}, {"state", false}})) {
+      if (!expect_object(p, b,
+                         {{"name", true},
+                          {"address", true},
+                          {"weight", false},
+                          {"state", false},
+                          {"spi_id", false}})) {
         vs.backends.push_back(std::move(be));
         continue;
       }
@@ -995,9 +1006,159 @@ class Validator {
                        : *s == 1 ? ConfiguredState::kDraining
                                  : ConfiguredState::kDisabled;
           }
+        } else if (key == "spi_id") {
+          // The range depends on the layout: check_spi_ids.
+          if (auto n = expect_uint(kp, j, 0, UINT32_MAX)) be.spi_id = static_cast<uint32_t>(*n);
         }
       }
       vs.backends.push_back(std::move(be));
+    }
+  }
+
+  // --- SPI routing (spi_layout.h)
+
+  // "0xc0000000": at most 8 hex digits after "0x".
+  std::optional<uint32_t> expect_hex32(const std::string& path, const Json& j) {
+    const std::string* s = expect_string(path, j);
+    if (!s) return std::nullopt;
+    bool ok = s->size() > 2 && s->size() <= 10 && (*s)[0] == '0' &&
+              ((*s)[1] == 'x' || (*s)[1] == 'X') &&
+              std::all_of(s->begin() + 2, s->end(),
+                          [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+    if (!ok) {
+      error(path, "must be a 32-bit hexadecimal number like \"0xc0000000\", got " + quote(*s));
+      return std::nullopt;
+    }
+    return static_cast<uint32_t>(std::stoul(s->substr(2), nullptr, 16));
+  }
+
+  // Returns false when the section is invalid (then the backends' spi_id are not checked
+  // against it).
+  bool validate_spi_routing(const std::string& path, const Json& v,
+                            std::optional<SpiRoutingConfig>& out) {
+    if (!expect_object(path, v, {{"labels", false}, {"learn", false}})) return false;
+    SpiRoutingConfig c;
+    bool ok = true;
+    if (auto it = v.find("labels"); it != v.end()) {
+      auto layout = validate_spi_labels(child(path, "labels"), *it, ok);
+      if (layout) c.labels = *layout;
+    }
+    if (auto it = v.find("learn"); it != v.end()) {
+      const std::string p = child(path, "learn");
+      if (it->is_boolean()) {
+        if (it->get<bool>()) c.learn = SpiLearn{};
+      } else if (expect_object(p, *it, {{"ike_idle_s", false}, {"esp_idle_s", false}})) {
+        SpiLearn learn;
+        if (auto n = it->find("ike_idle_s"); n != it->end()) {
+          auto s = expect_uint(child(p, "ike_idle_s"), *n, 60, 604800);
+          ok = ok && s;
+          if (s) learn.ike_idle_s = static_cast<uint32_t>(*s);
+        }
+        if (auto n = it->find("esp_idle_s"); n != it->end()) {
+          auto s = expect_uint(child(p, "esp_idle_s"), *n, 60, 604800);
+          ok = ok && s;
+          if (s) learn.esp_idle_s = static_cast<uint32_t>(*s);
+        }
+        c.learn = learn;
+      } else {
+        ok = false;
+      }
+    }
+    if (ok && !c.labels && !c.learn) {
+      error(path, "enables nothing: set \"labels\", \"learn\" or both (or remove the section)");
+      ok = false;
+    }
+    if (ok) out = c;
+    return ok;
+  }
+
+  // true, false or a layout object; a layout only when labels are on and valid.
+  std::optional<SpiLabelLayout> validate_spi_labels(const std::string& path, const Json& v,
+                                                    bool& ok) {
+    if (v.is_boolean()) {
+      if (!v.get<bool>()) return std::nullopt;
+      return SpiLabelLayout{};
+    }
+    if (!expect_object(path, v,
+                       {{"id_bits", false},
+                        {"ike_id_shift", false},
+                        {"esp_id_shift", false},
+                        {"esp_prefix", false}})) {
+      ok = false;
+      return std::nullopt;
+    }
+    SpiLabelLayout l;
+    bool fields_ok = true;
+    if (auto it = v.find("id_bits"); it != v.end()) {
+      auto n = expect_uint(child(path, "id_bits"), *it, 1, 16);
+      fields_ok = fields_ok && n;
+      if (n) l.id_bits = static_cast<uint32_t>(*n);
+    }
+    l.ike_id_shift = 64 - l.id_bits;
+    l.esp_id_shift = 28 - l.id_bits;
+    if (auto it = v.find("ike_id_shift"); it != v.end()) {
+      auto n = expect_uint(child(path, "ike_id_shift"), *it, 0, 63);
+      fields_ok = fields_ok && n;
+      if (n) l.ike_id_shift = static_cast<uint32_t>(*n);
+    }
+    if (auto it = v.find("esp_id_shift"); it != v.end()) {
+      auto n = expect_uint(child(path, "esp_id_shift"), *it, 0, 31);
+      fields_ok = fields_ok && n;
+      if (n) l.esp_id_shift = static_cast<uint32_t>(*n);
+    }
+    if (auto it = v.find("esp_prefix"); it != v.end()) {
+      auto n = expect_hex32(child(path, "esp_prefix"), *it);
+      fields_ok = fields_ok && n;
+      if (n) l.esp_prefix = *n;
+    }
+    if (!fields_ok) {
+      ok = false;
+      return std::nullopt;
+    }
+    if (std::string why = check_layout(l); !why.empty()) {
+      error(path, why);
+      ok = false;
+      return std::nullopt;
+    }
+    return l;
+  }
+
+  // Every backend of a server with labels needs an id that fits the layout, and ids are unique.
+  // Without labels an spi_id is optional (kept for when labels are turned on) but still checked.
+  // 0 is never an id: it is strongSwan's default spi_label, so a gateway whose label setting is
+  // missing would claim it.
+  void check_spi_ids(const std::string& path, const Json& list, const VirtualServerConfig& vs) {
+    if (!list.is_array()) return;
+    const bool labels = vs.spi_routing && vs.spi_routing->labels;
+    const uint32_t max_id = labels ? vs.spi_routing->labels->max_id() : 65535;
+    std::map<uint32_t, std::string> seen;  // id -> backend name
+    for (size_t i = 0; i < list.size() && i < vs.backends.size(); i++) {
+      const Json& b = list[i];
+      if (!b.is_object()) continue;
+      const std::string p = child(path, i);
+      const BackendConfig& be = vs.backends[i];
+      if (!b.contains("spi_id")) {
+        if (labels)
+          error(p,
+                "missing \"spi_id\": spi_routing.labels is on, so every backend needs its "
+                "gateway id (1 to " +
+                    std::to_string(max_id) + ")");
+        continue;
+      }
+      if (!be.spi_id) continue;  // reported by validate_backends
+      const std::string ip = child(p, "spi_id");
+      if (*be.spi_id < 1 || *be.spi_id > max_id) {
+        error(ip, "must be between 1 and " + std::to_string(max_id) +
+                      (labels ? " (id_bits " + std::to_string(vs.spi_routing->labels->id_bits) + ")"
+                              : std::string()) +
+                      ", got " + std::to_string(*be.spi_id) +
+                      (*be.spi_id == 0 ? " (0 is strongSwan's default spi_label)" : ""));
+        continue;
+      }
+      auto [it, fresh] = seen.try_emplace(*be.spi_id, be.name);
+      if (!fresh)
+        error(ip, "spi_id " + std::to_string(*be.spi_id) + " is already the id of backend " +
+                      quote(it->second) + " in this virtual server");
     }
   }
 
@@ -1069,8 +1230,9 @@ class Validator {
             avs.protocol = *s;
             if (!valid_bird_symbol(*s))
               error(child(p, "protocol"),
-                    quote(*s) + " is not a bird protocol name (a letter or \"_\", then letters, "
-                                "digits or \"_\", at most 64)");
+                    quote(*s) +
+                        " is not a bird protocol name (a letter or \"_\", then letters, "
+                        "digits or \"_\", at most 64)");
             else if (!protocols.insert(*s).second)
               error(child(p, "protocol"), quote(*s) + " already carries another virtual server");
           }

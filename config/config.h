@@ -13,6 +13,7 @@
 
 #include "address.h"
 #include "ha_config.h"
+#include "spi_layout.h"
 
 namespace ikelb {
 
@@ -66,6 +67,8 @@ struct BackendConfig {
   uint32_t weight = 100;
   // Present only when the config says so explicitly; then it wins over the operator state.
   std::optional<ConfiguredState> state;
+  // The gateway id in its SPIs (spi_routing.labels): 1..2^id_bits - 1, unique in the server.
+  std::optional<uint32_t> spi_id;
 };
 
 struct VirtualServerConfig {
@@ -76,6 +79,7 @@ struct VirtualServerConfig {
   uint32_t maglev_table_size = 65537;
   HealthCheck health_check;
   std::optional<IkeInitLimit> ike_sa_init_limit;
+  std::optional<SpiRoutingConfig> spi_routing;  // spi_layout.h; absent: SPI routing off
   std::vector<BackendConfig> backends;
 };
 

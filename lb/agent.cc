@@ -239,6 +239,7 @@ class Agent {
     s.outcomes = datapath_->outcomes();
     s.events = datapath_->events();
     s.affinity_entries = affinity_entries_;
+    s.spi_owner_entries = spi_owner_entries_;
     s.affinity_capacity = datapath_->affinity_capacity();
     s.reloads_ok = reloads_ok_;
     s.reloads_rejected = reloads_rejected_;
@@ -633,6 +634,11 @@ class Agent {
     affinity_entries_ = entries_;
     controller_->set_pinned_counts(counts_);
     try {
+      spi_owner_entries_ = datapath_->spi_owner_entries();
+    } catch (const std::exception& e) {
+      log_warning(std::string("SPI owner walk: ") + e.what());
+    }
+    try {
       if (size_t n = datapath_->set_local_addresses(host_addresses()))
         log_debug("local addresses: " + std::to_string(n) + " changed");
     } catch (const std::exception& e) {
@@ -674,6 +680,7 @@ class Agent {
   std::map<uint32_t, uint64_t> counts_;
   uint64_t entries_ = 0;
   std::optional<uint64_t> affinity_entries_;
+  std::optional<uint64_t> spi_owner_entries_;  // learned SPI owners, from the last walk
 };
 
 }  // namespace

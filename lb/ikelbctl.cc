@@ -7,6 +7,7 @@
 #include "admin_http.h"
 #include "ctl_format.h"
 #include "import_cli.h"
+#include "spi_config.h"
 
 namespace {
 
@@ -35,12 +36,54 @@ constexpr const char* kUsage =
     "  node undrain        announce them again\n"
     "  reload              re-read the config file (rejected configs change nothing)\n"
     "  teardown            detach XDP, remove all pinned state (affinity too), stop ikelbd\n"
+    "  spi-config NAME [--virtual-server VS] [--config FILE] [--json]\n"
+    "                      offline: the strongswan.conf lines (charon.spi_mask, spi_label,\n"
+    "                      spi_min, spi_max) that make gateway NAME (or VS/NAME) put its\n"
+    "                      spi_id into the SPIs it allocates, from the config FILE (default\n"
+    "                      /etc/ikelb/ikelb.json); its virtual server needs spi_routing.labels\n"
     "\n"
     "Operator states (drain, disable) survive reloads and restarts of ikelbd.\n"
     "\n";
 constexpr const char* kExitStatus =
     "Exit status: 0 ok, 1 refused by ikelbd (import: refused, problems listed), 2 usage,\n"
     "3 ikelbd unreachable.\n";
+
+int usage(const std::string& why);
+
+// `ikelbctl spi-config`: offline, reads the config file.
+int spi_config_main(const std::vector<std::string>& args, bool json) {
+  std::string file = "/etc/ikelb/ikelb.json", vs, name;
+  for (size_t i = 0; i < args.size(); i++) {
+    const std::string& a = args[i];
+    if ((a == "--config" || a == "--virtual-server") && i + 1 < args.size())
+      (a == "--config" ? file : vs) = args[++i];
+    else if (a.starts_with("--config="))
+      file = a.substr(9);
+    else if (a.starts_with("--virtual-server="))
+      vs = a.substr(17);
+    else if (a == "--json")
+      json = true;
+    else if (a.starts_with("-") || !name.empty())
+      return usage("spi-config: unexpected " + a);
+    else
+      name = a;
+  }
+  if (name.empty()) return usage("spi-config: no gateway NAME");
+  ikelb::ConfigResult r = ikelb::parse_config_file(file);
+  if (!r.config) {
+    std::fprintf(stderr, "ikelbctl: %s: invalid config\n", file.c_str());
+    for (const auto& e : r.errors) std::fprintf(stderr, "  %s\n", e.str().c_str());
+    return 1;
+  }
+  ikelb::GatewaySpiResult g = ikelb::gateway_spi_config(*r.config, name, vs);
+  if (!g.gateway) {
+    std::fprintf(stderr, "ikelbctl: spi-config: %s\n", g.error.c_str());
+    return 1;
+  }
+  std::fputs(json ? (g.gateway->to_json().dump(2) + "\n").c_str() : g.gateway->text().c_str(),
+             stdout);
+  return 0;
+}
 
 int usage(const std::string& why) {
   if (!why.empty()) std::fprintf(stderr, "ikelbctl: %s\n", why.c_str());
@@ -69,6 +112,8 @@ int main(int argc, char** argv) {
              std::fputs(kExitStatus, stdout), 0;
     else if (a == "--version")
       return std::printf("ikelbctl %s\n", IKELB_VERSION), 0;
+    else if (a == "spi-config" && words.empty())  // offline; its own options follow
+      return spi_config_main(std::vector<std::string>(argv + i + 1, argv + argc), json);
     else if (a == "import" && words.empty())  // offline; its own options follow
       return ikelb::appliance::import_main(std::vector<std::string>(argv + i + 1, argv + argc));
     else if (a.starts_with("--"))

@@ -43,6 +43,7 @@ nlohmann::json backends_json(const Controller& controller, const ApiHooks& hooks
                     {"address", b.address.str()},
                     {"id", b.id},
                     {"weight", b.weight},
+                    {"spi_id", b.spi_id ? nlohmann::json(*b.spi_id) : nlohmann::json(nullptr)},
                     {"state", b.state},
                     {"detail", b.detail},
                     {"admin_state", b.admin_state},

@@ -80,8 +80,8 @@ std::string format_node(const nlohmann::json& n) {
 
 std::string format_backends(const nlohmann::json& b) {
   std::vector<std::vector<std::string>> rows = {{"VIRTUAL SERVER", "BACKEND", "ADDRESS", "WEIGHT",
-                                                 "STATE", "CLIENTS", "PROBE", "RTT", "OK/FAIL",
-                                                 "GROUP", "LAST CHANGE"}};
+                                                 "SPI ID", "STATE", "CLIENTS", "PROBE", "RTT",
+                                                 "OK/FAIL", "GROUP", "LAST CHANGE"}};
   std::vector<std::string> warnings;
   for (const auto& e : b.value("backends", nlohmann::json::array())) {
     std::string change = text(e, "last_change");
@@ -99,8 +99,8 @@ std::string format_backends(const nlohmann::json& b) {
         warnings.push_back(text(e, "virtual_server") + "/" + text(e, "name") + ": " + w);
     }
     rows.push_back({text(e, "virtual_server"), text(e, "name"), text(e, "address"),
-                    text(e, "weight"), text(e, "detail"), text(e, "pinned_clients"), result, rtt,
-                    okfail, group, change});
+                    text(e, "weight"), text(e, "spi_id"), text(e, "detail"),
+                    text(e, "pinned_clients"), result, rtt, okfail, group, change});
   }
   std::string out = format_table(rows);
   for (const auto& w : warnings) out += "warning: " + w + "\n";

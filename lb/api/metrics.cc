@@ -45,6 +45,38 @@ Labels with(Labels l, const std::string& name, const std::string& value) {
   return l;
 }
 
+// SPI routing (issue 15): how client packets were routed, and what SPI routing saw. The
+// decisions are exclusive and per packet: spi_label (the gateway id in its SPI, also when the
+// source's affinity entry agreed), spi_learned, affinity (entry hit without a label), maglev
+// (new affinity entries made by Maglev: the backends' new_clients; AFFINITY_MISS would also
+// count the misses a label or learned owner then routed).
+void spi_metrics(Builder& m, const MetricsSnapshot& s) {
+  uint64_t maglev = 0;
+  for (const auto& b : s.backends) maglev += b.stats.new_clients;
+  const std::pair<const char*, uint64_t> decisions[] = {
+      {"spi_label", s.events[IKELB_EV_SPI_LABEL]},
+      {"spi_learned", s.events[IKELB_EV_SPI_LEARNED]},
+      {"affinity", s.events[IKELB_EV_AFFINITY_HIT]},
+      {"maglev", maglev}};
+  for (const auto& [decision, n] : decisions)
+    m.counter("ikelb_routing_decisions_total",
+              "Client packets by how their backend was chosen: spi_label (gateway id in the "
+              "SPI), spi_learned (learned SPI owner), affinity (source address entry), maglev "
+              "(new client placed by the Maglev table).",
+              {{"decision", decision}}, double(n));
+  for (uint32_t ev : {IKELB_EV_SPI_LABEL_DOWN, IKELB_EV_SPI_UNKNOWN, IKELB_EV_SPI_OWNER_LEARNED,
+                      IKELB_EV_SPI_AFFINITY_KEPT})
+    m.counter("ikelb_spi_routing_events_total",
+              "SPI routing: spi_label_down (the SPI names a gateway that cannot take the client), "
+              "spi_unknown (neither a known id nor a learned owner), spi_owner_learned (a new "
+              "SPI owner remembered), spi_affinity_kept (the SPI and the source's affinity entry "
+              "disagree: the entry is kept).",
+              {{"event", std::string(event_name(ev))}}, double(s.events[ev]));
+  if (s.spi_owner_entries)
+    m.gauge("ikelb_spi_owner_entries", "Entries in the learned SPI owner table (last walk).", {},
+            double(*s.spi_owner_entries));
+}
+
 }  // namespace
 
 std::vector<MetricFamily> metric_families(const MetricsSnapshot& s) {
@@ -176,6 +208,7 @@ std::vector<MetricFamily> metric_families(const MetricsSnapshot& s) {
   m.counter("ikelb_reply_fragments_learned_total",
             "First fragments of backend replies remembered to translate the later fragments.", {},
             double(s.events[IKELB_EV_REPLY_FRAGMENT_LEARNED]));
+  spi_metrics(m, s);
   if (s.affinity_entries)
     m.gauge("ikelb_affinity_entries", "Entries in the affinity table (last walk).", {},
             double(*s.affinity_entries));

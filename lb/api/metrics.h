@@ -2,8 +2,8 @@
 // MetricsSnapshot (BPF per-CPU counters summed right then, controller and prober state read on
 // the loop thread, so nothing races and nothing is stale), and metric_families() turns it into
 // the text format's families. Names follow the Prometheus guide: ikelb_ prefix, base units,
-// _total on counters; labels are virtual_server, backend, direction, reason and result, never a
-// client address (build_info carries the usual version labels).
+// _total on counters; labels are virtual_server, backend, direction, reason, result, decision and
+// event, never a client address (build_info carries the usual version labels).
 #pragma once
 
 #include <array>
@@ -54,6 +54,7 @@ struct MetricsSnapshot {
   std::array<uint64_t, IKELB_OUTCOME_MAX> outcomes{};
   std::array<uint64_t, IKELB_EVENT_MAX> events{};
   std::optional<uint64_t> affinity_entries;
+  std::optional<uint64_t> spi_owner_entries;  // learned SPI owners (issue 15), last walk
   uint64_t affinity_capacity = 0;
   uint64_t reloads_ok = 0, reloads_rejected = 0;
   double last_reload_success_seconds = 0;  // Unix time

@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "maglev.h"
+#include "spi_layout.h"
 
 namespace ikelb {
 namespace {
@@ -180,6 +181,10 @@ std::string Controller::adopt() {
   for (const auto& [key, vs_id] : snap.services) services_.insert(key);
   reverse_ = snap.reverse;
   settings_ = snap.settings;
+  spi_.clear();
+  for (const auto& [vs_id, r] : snap.spi_routing) spi_[vs_id].routing = r;
+  for (const auto& [key, backend_id] : snap.spi_labels)
+    spi_[key.first].labels[key.second] = backend_id;
   if (vs_.empty() && backends_.empty()) return "";
   size_t drained = 0;
   for (const auto& [id, b] : backends_) drained += b.operator_state != IKELB_OPERATOR_NONE;
@@ -409,6 +414,15 @@ std::vector<std::string> Controller::apply(const Config& config) {
   }
   for (const auto& [id, cause] : leaving) write_backend(backends_.at(id), cause);
 
+  // SPI routing: every backend is written, none removed yet, so each label names a live id.
+  for (const auto& vsc : config.virtual_servers) {
+    const uint32_t vs_id = vs_[vsc.name].id;
+    std::map<uint32_t, uint32_t> labels;
+    for (const auto& [id, b] : backends_)
+      if (b.vs == vsc.name && b.cfg.spi_id) labels[*b.cfg.spi_id] = id;
+    write_spi(vs_id, spi_routing_entry(vsc.spi_routing), labels);
+  }
+
   // Services and reverse entries: add the new ones, then remove what the config dropped.
   std::set<ServiceKey> services;
   for (const auto& vsc : config.virtual_servers)
@@ -441,12 +455,48 @@ std::vector<std::string> Controller::apply(const Config& config) {
       continue;
     }
     log_info("virtual server " + it->first + " removed by config");
+    write_spi(it->second.id, ikelb_spi_routing{}, {});
+    spi_.erase(it->second.id);
     maps_.delete_virtual_server(it->second.id);
     maps_.set_vs_meta(it->second.id, ikelb_vs_meta{});
     maps_.set_init_limit(it->second.id, ikelb_init_limit{});
     it = vs_.erase(it);
   }
   return errors;
+}
+
+// A change of the label layout or of any label is written with labels off: first the entry
+// without IKELB_SPI_LABELS, then the labels, then the new entry. A packet reads either the old
+// layout with the old labels, no labels at all (it falls back to affinity and Maglev), or the new
+// layout with the new labels; never a mix.
+void Controller::write_spi(uint32_t vs_id, const ikelb_spi_routing& want,
+                           const std::map<uint32_t, uint32_t>& labels) {
+  SpiState& cur = spi_[vs_id];
+  static const std::map<uint32_t, uint32_t> kNone;
+  const bool labels_on = want.flags & IKELB_SPI_LABELS;
+  const auto& target = labels_on ? labels : kNone;
+  const bool same_layout =
+      cur.routing.ike_mask == want.ike_mask && cur.routing.ike_shift == want.ike_shift &&
+      cur.routing.esp_mask == want.esp_mask && cur.routing.esp_shift == want.esp_shift;
+  const bool rewrite = cur.labels != target || (labels_on && !same_layout);
+  if (rewrite && (cur.routing.flags & IKELB_SPI_LABELS)) {
+    cur.routing.flags &= ~IKELB_SPI_LABELS;
+    maps_.set_spi_routing(vs_id, cur.routing);
+  }
+  if (rewrite) {
+    for (const auto& [id, backend_id] : cur.labels)
+      if (!target.count(id)) maps_.delete_spi_label(vs_id, id);
+    for (const auto& [id, backend_id] : target) {
+      auto it = cur.labels.find(id);
+      if (it == cur.labels.end() || it->second != backend_id)
+        maps_.set_spi_label(vs_id, id, backend_id);
+    }
+    cur.labels = target;
+  }
+  if (std::memcmp(&cur.routing, &want, sizeof(want)) != 0) {
+    maps_.set_spi_routing(vs_id, want);
+    cur.routing = want;
+  }
 }
 
 uint32_t Controller::find_backend(std::string_view ref) const {
@@ -573,6 +623,7 @@ std::vector<BackendView> Controller::backends() const {
     v.healthy = b.healthy;
     v.health_cause = b.health_cause;
     v.pinned_clients = b.pinned;
+    v.spi_id = b.cfg.spi_id;
     v.last_change = b.changed;
     v.last_cause = b.cause;
     v.changes = b.changes;

@@ -74,6 +74,7 @@ struct BackendView {
   bool healthy = true;
   std::string health_cause;
   std::optional<uint64_t> pinned_clients;  // from the last complete affinity scan
+  std::optional<uint32_t> spi_id;          // the gateway id in its SPIs (spi_routing.labels)
   std::chrono::system_clock::time_point last_change{};
   std::string last_cause;
   std::map<std::string, uint64_t> changes;  // state changes by reason: config, operator, probe
@@ -146,6 +147,13 @@ class Controller {
   std::vector<uint32_t> build_table(const Vs& vs,
                                     std::vector<FingerprintMember>* members = nullptr) const;
   ikelb_backend_meta meta_of(const Backend& b) const;
+  // SPI routing (issue 15): what spi_routing and spi_labels hold for one virtual server.
+  struct SpiState {
+    ikelb_spi_routing routing{};
+    std::map<uint32_t, uint32_t> labels;  // gateway id -> backend id
+  };
+  void write_spi(uint32_t vs_id, const ikelb_spi_routing& want,
+                 const std::map<uint32_t, uint32_t>& labels);
 
   MapWriter& maps_;
   const Clock& clock_;
@@ -154,6 +162,7 @@ class Controller {
   std::set<ServiceKey> services_;
   std::vector<IpAddress> reverse_;
   ikelb_settings settings_{};
+  std::map<uint32_t, SpiState> spi_;  // by vs_id, as written
 };
 
 }  // namespace ikelb

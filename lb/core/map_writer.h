@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "address.h"
@@ -35,6 +36,9 @@ struct MapSnapshot {
   std::map<ServiceKey, uint32_t> services;              // -> vs_id
   std::vector<IpAddress> reverse;                       // backend addresses with an entry
   ikelb_settings settings{};
+  // SPI routing (issue 15): non-zero spi_routing entries, and every spi_labels entry.
+  std::map<uint32_t, ikelb_spi_routing> spi_routing;
+  std::map<std::pair<uint32_t, uint32_t>, uint32_t> spi_labels;  // (vs_id, id) -> backend id
 };
 
 class MapWriter {
@@ -57,6 +61,12 @@ class MapWriter {
   virtual void set_init_limit(uint32_t vs_id, const ikelb_init_limit& limit) = 0;  // zero = none
   virtual void set_vs_meta(uint32_t vs_id, const ikelb_vs_meta& meta) = 0;         // zero = free
   virtual void set_backend_meta(uint32_t id, const ikelb_backend_meta& meta) = 0;
+
+  // SPI routing (issue 15): a virtual server's layout and flags (zero = off), and its gateway
+  // ids (spi_labels: (vs_id, id) -> backend id).
+  virtual void set_spi_routing(uint32_t vs_id, const ikelb_spi_routing& routing) = 0;
+  virtual void set_spi_label(uint32_t vs_id, uint32_t id, uint32_t backend_id) = 0;
+  virtual void delete_spi_label(uint32_t vs_id, uint32_t id) = 0;
 };
 
 }  // namespace ikelb

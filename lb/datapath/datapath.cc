@@ -314,6 +314,26 @@ void Datapath::set_init_limit(uint32_t vs_id, const ikelb_init_limit& limit) {
         "writing the IKE_SA_INIT limit of virtual server " + std::to_string(vs_id));
 }
 
+// --- SPI routing (issue 15) ---
+
+void Datapath::set_spi_routing(uint32_t vs_id, const ikelb_spi_routing& routing) {
+  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.spi_routing), &vs_id, &routing, BPF_ANY),
+        "writing the SPI routing of virtual server " + std::to_string(vs_id));
+}
+
+void Datapath::set_spi_label(uint32_t vs_id, uint32_t id, uint32_t backend_id) {
+  ikelb_spi_label_key key{.vs_id = vs_id, .id = id};
+  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.spi_labels), &key, &backend_id, BPF_ANY),
+        "writing SPI label " + std::to_string(id) + " of virtual server " + std::to_string(vs_id));
+}
+
+void Datapath::delete_spi_label(uint32_t vs_id, uint32_t id) {
+  ikelb_spi_label_key key{.vs_id = vs_id, .id = id};
+  check_delete(
+      bpf_map_delete_elem(bpf_map__fd(skel_->maps.spi_labels), &key),
+      "deleting SPI label " + std::to_string(id) + " of virtual server " + std::to_string(vs_id));
+}
+
 namespace {
 
 // Every key of a hash map (get_next_key walk).
@@ -364,6 +384,13 @@ MapSnapshot Datapath::snapshot() const {
     snap.reverse.push_back(IpAddress{k.family, k.addr});
   uint32_t zero = 0;
   if (auto s = lookup<ikelb_settings>(bpf_map__fd(skel_->maps.settings), &zero)) snap.settings = *s;
+  for (uint32_t id = 0; id < IKELB_MAX_VS; id++) {
+    auto r = lookup<ikelb_spi_routing>(bpf_map__fd(skel_->maps.spi_routing), &id);
+    if (r && (r->flags || r->ike_mask || r->esp_mask)) snap.spi_routing[id] = *r;
+  }
+  int labels_fd = bpf_map__fd(skel_->maps.spi_labels);
+  for (const ikelb_spi_label_key& k : hash_keys<ikelb_spi_label_key>(labels_fd))
+    if (auto b = lookup<uint32_t>(labels_fd, &k)) snap.spi_labels[{k.vs_id, k.id}] = *b;
   return snap;
 }
 
@@ -600,6 +627,24 @@ ikelb_backend_stats Datapath::backend_stats(uint32_t id) const {
 
 ikelb_vs_edge_stats Datapath::vs_edge_stats(uint32_t vs_id) const {
   return sum_percpu<ikelb_vs_edge_stats>(bpf_map__fd(skel_->maps.vs_edge_stats), vs_id);
+}
+
+uint64_t Datapath::spi_owner_entries() const {
+  constexpr uint32_t kBatch = 4096;
+  std::vector<ikelb_spi_owner_key> keys(kBatch);
+  std::vector<ikelb_spi_owner> values(kBatch);
+  uint8_t in[8] = {}, out[8] = {};  // the next bucket index
+  uint64_t total = 0;
+  for (bool first = true;; first = false) {
+    uint32_t count = kBatch;
+    int rc = bpf_map_lookup_batch(bpf_map__fd(skel_->maps.spi_owners), first ? nullptr : in, out,
+                                  keys.data(), values.data(), &count, nullptr);
+    int err = rc < 0 ? errno : 0;
+    if (rc < 0 && err != ENOENT) fail(err, "walking the SPI owner map");
+    total += count;
+    if (err == ENOENT) return total;
+    std::memcpy(in, out, sizeof(in));
+  }
 }
 
 uint32_t Datapath::affinity_capacity() const {

@@ -89,6 +89,9 @@ class Datapath : public MapWriter {
   void set_init_limit(uint32_t vs_id, const ikelb_init_limit& limit) override;
   void set_vs_meta(uint32_t vs_id, const ikelb_vs_meta& meta) override;
   void set_backend_meta(uint32_t id, const ikelb_backend_meta& meta) override;
+  void set_spi_routing(uint32_t vs_id, const ikelb_spi_routing& routing) override;
+  void set_spi_label(uint32_t vs_id, uint32_t id, uint32_t backend_id) override;
+  void delete_spi_label(uint32_t vs_id, uint32_t id) override;
 
   // Convenience for tests: `port` in host order.
   void set_service(const IpAddress& vip, uint8_t proto, uint16_t port, uint32_t vs_id) {
@@ -108,6 +111,8 @@ class Datapath : public MapWriter {
   std::optional<ikelb_affinity_value> affinity(uint32_t vs_id, const IpAddress& client) const;
   std::optional<ikelb_backend> backend(uint32_t id) const;
   uint32_t affinity_capacity() const;
+  // Entries in the learned SPI owner table (spi_owners), by a batched walk of the whole map.
+  uint64_t spi_owner_entries() const;
 
   // One step of a walk over the affinity map: visits up to `max` entries after `cursor` (empty
   // to start) and returns false once the walk is complete. Never holds the map for long, so the

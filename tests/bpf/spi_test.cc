@@ -3,7 +3,10 @@
 // by a learned owner; packets without a gateway SPI, unknown labels and labels of dead gateways
 // fall back to affinity and Maglev; forged SPIs move nobody. Each case runs in its own process,
 // network namespace and freshly loaded object.
+#include <cstring>
+
 #include "fixture.h"
+#include "spi_layout.h"
 
 namespace ikelb::test {
 namespace {
@@ -103,6 +106,31 @@ Frame labelled(const IpAddr& c, uint32_t vs, Carrier how, uint32_t id) {
       return f.esp(esp_spi(id), 7).payload(ike_payload(64));
     case Carrier::kEspInUdp:
       return f.udp(4500, 4500).esp(esp_spi(id), 7).payload(ike_payload(64));
+  }
+  return f;
+}
+
+// A non-default layout, set through the control plane's own code (config/spi_layout.h).
+const SpiLabelLayout kControlLayout{6, 50, 18, 0x80000000u};
+constexpr uint32_t kControlIds[3] = {17, 42, 63};  // of backends 1..3 of each virtual server
+
+// A client's packet carrying an SPI that strongSwan, set up with `ikelbctl spi-config`'s values
+// for gateway id `id`, could allocate: IKE (random & ~spi_mask) | spi_label, ESP within
+// [spi_min, spi_max].
+Frame strongswan_labelled(const IpAddr& c, uint32_t vs, Carrier how, uint32_t id) {
+  StrongswanSpi s = strongswan_spi(kControlLayout, id);
+  uint64_t gateway = (0x5a5a5a5a5a5a5a5aull & ~s.spi_mask) | s.spi_label;
+  uint32_t esp = s.spi_min + (s.spi_max - s.spi_min) / 3;
+  Frame f = from_client(c, vip_of(vs));
+  switch (how) {
+    case Carrier::kIke500:
+      return f.udp(500, 500).payload(ike(0x1111, gateway, kInformational, kFlagI, false));
+    case Carrier::kIke4500:
+      return f.udp(4500, 4500).payload(ike(gateway, 0x2222, kInformational, 0, true));
+    case Carrier::kEsp:
+      return f.esp(esp, 7).payload(ike_payload(64));
+    case Carrier::kEspInUdp:
+      return f.udp(4500, 4500).esp(esp, 7).payload(ike_payload(64));
   }
   return f;
 }
@@ -442,6 +470,72 @@ std::vector<Case> spi_cases() {
        },
        {{IKELB_EV_AFFINITY_MISS, 8}},
        nullptr});
+
+  all.push_back(
+      {"ControlPlaneLayoutRoutesWhatStrongswanAllocates",
+       "the agent's writers (Datapath::set_spi_routing, set_spi_label) put exactly the entry "
+       "that config/spi_layout computes for a non-default layout (6 id bits, IKE bits 50..55, "
+       "ESP bits 18..23 under prefix 0x80000000) into the real maps, and SPIs drawn the way "
+       "strongSwan draws them with the printed spi_mask/spi_label/spi_min/spi_max reach the "
+       "gateway of that id",
+       [](Env& env) {
+         for (uint32_t vs : {kVs4, kVs6}) {
+           env.dp.set_spi_routing(vs, spi_routing_entry(SpiRoutingConfig{kControlLayout, {}}));
+           for (uint32_t k = 1; k <= 3; k++)
+             env.dp.set_spi_label(vs, kControlIds[k - 1], first_backend(vs) + k - 1);
+         }
+       },
+       [](Env& env) {
+         std::vector<Step> steps;
+         int n = 500;
+         for (uint32_t vs : {kVs4, kVs6})
+           for (Carrier how : kCarriers) {
+             uint32_t target = first_backend(vs) + 2;
+             IpAddr c = client_not_on(env, vs, target, n);
+             Frame in = strongswan_labelled(c, vs, how, kControlIds[2]);
+             steps.push_back(forwarded(in, to_backend(in, be(env, target), c), target));
+           }
+         return steps;
+       },
+       {{IKELB_EV_SPI_LABEL, 8}, {IKELB_EV_AFFINITY_MISS, 8}},
+       [](Env& env) {
+         // The bytes in the maps, against values written out by hand.
+         ikelb_spi_routing want{};
+         want.ike_mask = 0x00fc000000000000ull;
+         want.esp_mask = 0x00fc0000u;
+         want.ike_shift = 50;
+         want.esp_shift = 18;
+         want.flags = IKELB_SPI_LABELS;
+         for (uint32_t vs : {kVs4, kVs6}) {
+           ikelb_spi_routing got{};
+           ASSERT_EQ(bpf_map_lookup_elem(env.dp.map_fd(IKELB_MAP_SPI_ROUTING), &vs, &got), 0);
+           EXPECT_EQ(std::memcmp(&got, &want, sizeof(want)), 0);
+           for (uint32_t k = 1; k <= 3; k++) {
+             ikelb_spi_label_key key{.vs_id = vs, .id = kControlIds[k - 1]};
+             uint32_t backend = IKELB_NO_BACKEND;
+             ASSERT_EQ(bpf_map_lookup_elem(env.dp.map_fd(IKELB_MAP_SPI_LABELS), &key, &backend), 0);
+             EXPECT_EQ(backend, first_backend(vs) + k - 1);
+           }
+         }
+         // The snapshot the agent adopts after a restart reads them back; a deleted label is gone.
+         MapSnapshot snap = env.dp.snapshot();
+         EXPECT_EQ(snap.spi_routing.size(), 2u);
+         EXPECT_EQ(std::memcmp(&snap.spi_routing.at(kVs6), &want, sizeof(want)), 0);
+         EXPECT_EQ(snap.spi_labels.size(), 6u);
+         EXPECT_EQ(snap.spi_labels.at({kVs6, kControlIds[1]}), first_backend(kVs6) + 1);
+         env.dp.delete_spi_label(kVs6, kControlIds[1]);
+         env.dp.delete_spi_label(kVs6, kControlIds[1]);  // already gone: fine
+         EXPECT_EQ(env.dp.snapshot().spi_labels.count({kVs6, kControlIds[1]}), 0u);
+         // The agent's walk of the learned owner table (ikelb_spi_owner_entries): labels only,
+         // nothing learned; then three entries.
+         EXPECT_EQ(env.dp.spi_owner_entries(), 0u);
+         for (uint64_t spi : {1u, 2u, 3u}) {
+           ikelb_spi_owner_key k = owner_key(kVs4, IKELB_SPI_ESP, spi);
+           ikelb_spi_owner v{.backend_id = 1, .pad = 0, .last_seen_ns = 1};
+           ASSERT_EQ(bpf_map_update_elem(env.dp.map_fd(IKELB_MAP_SPI_OWNERS), &k, &v, BPF_ANY), 0);
+         }
+         EXPECT_EQ(env.dp.spi_owner_entries(), 3u);
+       }});
 
   return all;
 }

@@ -37,6 +37,9 @@ class FakeMaps : public MapWriter {
     s.services = services;
     for (const auto& [a, v] : reverse) s.reverse.push_back(a);
     s.settings = settings;
+    for (const auto& [id, r] : spi_routing)
+      if (r.flags || r.ike_mask || r.esp_mask) s.spi_routing[id] = r;
+    s.spi_labels = spi_labels;
     return s;
   }
   void set_service(const ServiceKey& k, uint32_t id) override { services[k] = id; }
@@ -77,6 +80,31 @@ class FakeMaps : public MapWriter {
   void set_init_limit(uint32_t id, const ikelb_init_limit& l) override { init_limits[id] = l; }
   void set_vs_meta(uint32_t id, const ikelb_vs_meta& m) override { vs_meta[id] = m; }
   void set_backend_meta(uint32_t id, const ikelb_backend_meta& m) override { backend_meta[id] = m; }
+
+  // SPI routing: the log shows "spi<vs>:flags=<f>", "label<vs>/<id>=<backend>" and
+  // "-label<vs>/<id>" in order; spi_writes_while_on lists label writes done while their virtual
+  // server's labels were on (the controller turns them off first).
+  void set_spi_routing(uint32_t vs, const ikelb_spi_routing& r) override {
+    spi_routing[vs] = r;
+    ops.push_back("spi" + std::to_string(vs) + ":flags=" + std::to_string(r.flags));
+  }
+  void set_spi_label(uint32_t vs, uint32_t id, uint32_t backend) override {
+    spi_labels[{vs, id}] = backend;
+    ops.push_back("label" + std::to_string(vs) + "/" + std::to_string(id) + "=" +
+                  std::to_string(backend));
+    if (spi_routing.count(vs) && (spi_routing[vs].flags & IKELB_SPI_LABELS))
+      spi_writes_while_on.push_back(ops.back());
+  }
+  void delete_spi_label(uint32_t vs, uint32_t id) override {
+    spi_labels.erase({vs, id});
+    ops.push_back("-label" + std::to_string(vs) + "/" + std::to_string(id));
+    if (spi_routing.count(vs) && (spi_routing[vs].flags & IKELB_SPI_LABELS))
+      spi_writes_while_on.push_back(ops.back());
+  }
+  // The log entries of spi_labels writes done while their virtual server had labels on.
+  std::vector<std::string> spi_writes_while_on;
+  std::map<uint32_t, ikelb_spi_routing> spi_routing;
+  std::map<std::pair<uint32_t, uint32_t>, uint32_t> spi_labels;
 
   // The active table of a virtual server, as the data path would read it.
   std::vector<uint32_t> table(uint32_t vs_id) const {

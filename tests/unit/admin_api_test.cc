@@ -19,6 +19,7 @@ struct AdminApiTest : ::testing::Test {
       BackendConfig b;
       b.name = "gw" + std::to_string(i);
       b.address = IpAddress::must_parse("10.0.0.1" + std::to_string(i));
+      if (i == 1) b.spi_id = 7;  // gw2 has none
       v.backends.push_back(b);
     }
     config.interfaces = {"eth0"};
@@ -48,6 +49,8 @@ TEST_F(AdminApiTest, BackendsAndStatus) {
   EXPECT_EQ(r.body["backends"][1]["address"], "10.0.0.12");
   EXPECT_EQ(r.body["backends"][1]["state"], "active");
   EXPECT_TRUE(r.body["backends"][1]["pinned_clients"].is_null());
+  EXPECT_EQ(r.body["backends"][0]["spi_id"], 7);
+  EXPECT_TRUE(r.body["backends"][1]["spi_id"].is_null());
   EXPECT_EQ(r.body["backends"][1]["last_change"], "2023-11-14T22:13:20Z");
 
   auto s = call("GET", "/v1/status");
@@ -131,16 +134,20 @@ TEST(CtlFormat, TablesAreAligned) {
                          {"name", "gw1"},
                          {"address", "10.0.0.11"},
                          {"weight", 100},
+                         {"spi_id", 7},
                          {"detail", "draining (3 clients)"},
                          {"pinned_clients", 3},
                          {"last_change", "2026-01-01T00:00:00Z"},
                          {"last_cause", "operator: drain"}}}}};
   EXPECT_EQ(
       format_backends(b),
-      "VIRTUAL SERVER  BACKEND  ADDRESS    WEIGHT  STATE                 CLIENTS  PROBE  RTT  "
-      "OK/FAIL  GROUP  LAST CHANGE\n"
-      "vpn             gw1      10.0.0.11  100     draining (3 clients)  3        -      -    "
-      "-        -      2026-01-01T00:00:00Z (operator: drain)\n");
+      "VIRTUAL SERVER  BACKEND  ADDRESS    WEIGHT  SPI ID  STATE                 CLIENTS  PROBE  "
+      "RTT  OK/FAIL  GROUP  LAST CHANGE\n"
+      "vpn             gw1      10.0.0.11  100     7       draining (3 clients)  3        -      "
+      "-    -        -      2026-01-01T00:00:00Z (operator: drain)\n");
+  b["backends"][0].erase("spi_id");  // an agent without SPI routing, or no id: "-"
+  EXPECT_NE(format_backends(b).find("100     -       draining"), std::string::npos)
+      << format_backends(b);
   b["backends"][0]["probe"] = {
       {"last_result", "invalid_ke"}, {"rtt_ms", 2},
       {"consecutive_ok", 5},         {"consecutive_fail", 0},

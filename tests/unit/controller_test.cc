@@ -416,5 +416,121 @@ TEST(ControllerFingerprint, NodesAgreeExactlyWhenTheirTablesSendClientsAlike) {
   EXPECT_NE(fingerprint_of(a, "vpn"), fingerprint_of(b, "vpn"));
 }
 
+// --- SPI routing (issue 15) ---
+
+// config() with labels (default layout) on "vpn" and spi_ids 1..n, plus learning.
+Config spi_config(int backends = 3) {
+  Config c = config(backends);
+  c.virtual_servers[0].spi_routing = SpiRoutingConfig{SpiLabelLayout{}, SpiLearn{600, 120}};
+  for (int i = 0; i < backends; i++) c.virtual_servers[0].backends[i].spi_id = i + 1;
+  return c;
+}
+
+std::vector<std::string> spi_ops(const std::vector<std::string>& ops) {
+  std::vector<std::string> out;
+  for (const auto& o : ops)
+    if (o.starts_with("spi") || o.starts_with("label") || o.starts_with("-label")) out.push_back(o);
+  return out;
+}
+
+TEST_F(ControllerTest, SpiLabelsAreWrittenBeforeTheyAreTurnedOn) {
+  ASSERT_TRUE(ctl.apply(spi_config()).empty());
+  const uint32_t vs = maps.vs.begin()->first;
+  const ikelb_spi_routing& r = maps.spi_routing.at(vs);
+  EXPECT_EQ(r.flags, IKELB_SPI_LABELS | IKELB_SPI_LEARN);
+  EXPECT_EQ(r.ike_mask, 0xff00000000000000ull);
+  EXPECT_EQ(r.ike_shift, 56);
+  EXPECT_EQ(r.esp_mask, 0x0ff00000u);
+  EXPECT_EQ(r.esp_shift, 20);
+  EXPECT_EQ(r.ike_idle_ns, 600'000'000'000ull);
+  EXPECT_EQ(r.esp_idle_ns, 120'000'000'000ull);
+  std::map<std::pair<uint32_t, uint32_t>, uint32_t> want = {
+      {{vs, 1}, id("gw1")}, {{vs, 2}, id("gw2")}, {{vs, 3}, id("gw3")}};
+  EXPECT_EQ(maps.spi_labels, want);
+  std::string v = std::to_string(vs);
+  EXPECT_EQ(spi_ops(maps.ops),
+            (std::vector<std::string>{"label" + v + "/1=" + std::to_string(id("gw1")),
+                                      "label" + v + "/2=" + std::to_string(id("gw2")),
+                                      "label" + v + "/3=" + std::to_string(id("gw3")),
+                                      "spi" + v + ":flags=3"}));
+  EXPECT_TRUE(maps.spi_writes_while_on.empty());
+  EXPECT_EQ(view(ctl.backends(), "gw2").spi_id, 2u);
+
+  // The same config again writes nothing.
+  maps.ops.clear();
+  ASSERT_TRUE(ctl.apply(spi_config()).empty());
+  EXPECT_TRUE(spi_ops(maps.ops).empty());
+}
+
+TEST_F(ControllerTest, SpiLabelChangesAreWrittenWithLabelsOff) {
+  ASSERT_TRUE(ctl.apply(spi_config()).empty());
+  const uint32_t vs = maps.vs.begin()->first;
+  const std::string v = std::to_string(vs);
+  const uint32_t gw1 = id("gw1"), gw3 = id("gw3");
+  // gw2 removed, gw3 takes id 2, gw1 keeps 1, a new layout (id_bits 4).
+  Config c = spi_config();
+  c.virtual_servers[0].backends.erase(c.virtual_servers[0].backends.begin() + 1);
+  c.virtual_servers[0].backends[1].spi_id = 2;
+  c.virtual_servers[0].spi_routing->labels->id_bits = 4;
+  c.virtual_servers[0].spi_routing->labels->ike_id_shift = 60;
+  maps.ops.clear();
+  ASSERT_TRUE(ctl.apply(c).empty());
+  EXPECT_EQ(spi_ops(maps.ops),
+            (std::vector<std::string>{"spi" + v + ":flags=2", "-label" + v + "/3",
+                                      "label" + v + "/2=" + std::to_string(gw3),
+                                      "spi" + v + ":flags=3"}));
+  EXPECT_TRUE(maps.spi_writes_while_on.empty()) << maps.spi_writes_while_on.front();
+  EXPECT_EQ(maps.spi_routing.at(vs).ike_mask, 0xf000000000000000ull);
+  std::map<std::pair<uint32_t, uint32_t>, uint32_t> want = {{{vs, 1}, gw1}, {{vs, 2}, gw3}};
+  EXPECT_EQ(maps.spi_labels, want);
+
+  // Only the learn times change: one write, labels stay on.
+  c.virtual_servers[0].spi_routing->learn->esp_idle_s = 300;
+  maps.ops.clear();
+  ASSERT_TRUE(ctl.apply(c).empty());
+  EXPECT_EQ(spi_ops(maps.ops), (std::vector<std::string>{"spi" + v + ":flags=3"}));
+  EXPECT_EQ(maps.spi_routing.at(vs).esp_idle_ns, 300'000'000'000ull);
+
+  // Labels off: turned off first, then the labels go; learning stays.
+  c.virtual_servers[0].spi_routing->labels.reset();
+  maps.ops.clear();
+  ASSERT_TRUE(ctl.apply(c).empty());
+  EXPECT_EQ(spi_ops(maps.ops),
+            (std::vector<std::string>{"spi" + v + ":flags=2", "-label" + v + "/1",
+                                      "-label" + v + "/2", "spi" + v + ":flags=2"}));
+  EXPECT_TRUE(maps.spi_labels.empty());
+  EXPECT_EQ(maps.spi_routing.at(vs).ike_mask, 0u);
+  EXPECT_TRUE(maps.spi_writes_while_on.empty());
+}
+
+TEST_F(ControllerTest, SpiRoutingLeavesWithItsServerAndSurvivesARestart) {
+  Config c = spi_config();
+  c.virtual_servers.push_back(dual().virtual_servers[1]);
+  ASSERT_TRUE(ctl.apply(c).empty());
+  const uint32_t vs = maps.vs.begin()->first;
+
+  // A new agent adopts the maps: the same config writes nothing SPI-related.
+  Controller again(maps, clock);
+  again.adopt();
+  maps.ops.clear();
+  ASSERT_TRUE(again.apply(c).empty());
+  EXPECT_TRUE(spi_ops(maps.ops).empty());
+
+  // A restart with a config without SPI routing removes what the old agent left.
+  Controller third(maps, clock);
+  third.adopt();
+  ASSERT_TRUE(third.apply(dual()).empty());
+  EXPECT_TRUE(maps.spi_labels.empty());
+  EXPECT_EQ(maps.spi_routing.at(vs).flags, 0);
+
+  ASSERT_TRUE(third.apply(c).empty());
+  EXPECT_EQ(maps.spi_labels.size(), 3u);
+  c.virtual_servers.erase(c.virtual_servers.begin());  // "vpn" goes
+  ASSERT_TRUE(third.apply(c).empty());
+  EXPECT_TRUE(maps.spi_labels.empty());
+  EXPECT_EQ(maps.spi_routing.at(vs).flags, 0);
+  EXPECT_TRUE(maps.spi_writes_while_on.empty());
+}
+
 }  // namespace
 }  // namespace ikelb

@@ -110,7 +110,8 @@ TEST(Metrics, TrafficAffinityFailoverHealthAndAgent) {
 // so a client address can never become a label.
 TEST(Metrics, OnlyTheAgreedLabels) {
   const std::set<std::string> allowed{"virtual_server", "backend", "direction", "reason",
-                                      "result",         "le",      "version",   "bpf_prog_id"};
+                                      "result",         "le",      "version",   "bpf_prog_id",
+                                      "decision",       "event"};
   std::istringstream in(render(sample()));
   std::string line;
   size_t series = 0;
@@ -128,6 +129,38 @@ TEST(Metrics, OnlyTheAgreedLabels) {
     }
   }
   EXPECT_GT(series, 40u);
+}
+
+// SPI routing (issue 15): decisions are exclusive per packet; maglev counts the backends' new
+// clients, not AFFINITY_MISS (which also counts misses that a label or learned owner routed).
+TEST(Metrics, SpiRoutingDecisionsEventsAndOwnerTable) {
+  MetricsSnapshot s = sample();
+  BackendMetrics other = s.backends[0];
+  other.name = "gw2";
+  other.stats.new_clients = 6;
+  s.backends.push_back(other);  // maglev: 4 + 6
+  s.events[IKELB_EV_AFFINITY_MISS] = 25;
+  s.events[IKELB_EV_SPI_LABEL] = 13;
+  s.events[IKELB_EV_SPI_LEARNED] = 2;
+  s.events[IKELB_EV_SPI_LABEL_DOWN] = 3;
+  s.events[IKELB_EV_SPI_UNKNOWN] = 5;
+  s.events[IKELB_EV_SPI_OWNER_LEARNED] = 8;
+  s.events[IKELB_EV_SPI_AFFINITY_KEPT] = 1;
+  s.spi_owner_entries = 42;
+  std::string t = render(s);
+  expect_line(t, "ikelb_routing_decisions_total{decision=\"spi_label\"} 13");
+  expect_line(t, "ikelb_routing_decisions_total{decision=\"spi_learned\"} 2");
+  expect_line(t, "ikelb_routing_decisions_total{decision=\"affinity\"} 9");
+  expect_line(t, "ikelb_routing_decisions_total{decision=\"maglev\"} 10");
+  expect_line(t, "ikelb_spi_routing_events_total{event=\"spi_label_down\"} 3");
+  expect_line(t, "ikelb_spi_routing_events_total{event=\"spi_unknown\"} 5");
+  expect_line(t, "ikelb_spi_routing_events_total{event=\"spi_owner_learned\"} 8");
+  expect_line(t, "ikelb_spi_routing_events_total{event=\"spi_affinity_kept\"} 1");
+  expect_line(t, "ikelb_spi_owner_entries 42");
+  EXPECT_NE(t.find("# TYPE ikelb_routing_decisions_total counter"), std::string::npos);
+  EXPECT_NE(t.find("# TYPE ikelb_spi_owner_entries gauge"), std::string::npos);
+  // No walk yet: no owner gauge (rather than a false 0).
+  EXPECT_EQ(render(sample()).find("ikelb_spi_owner_entries"), std::string::npos);
 }
 
 TEST(Metrics, AFailedSnapshotIsAScrapeError) {

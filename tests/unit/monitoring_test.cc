@@ -55,6 +55,7 @@ MetricsSnapshot full_snapshot() {
   b.probe->results = {{"invalid_ke", 1}};
   s.backends.push_back(b);
   s.affinity_entries = 3;
+  s.spi_owner_entries = 2;
   s.affinity_capacity = 1024;
   s.version = "test";
   return s;
@@ -163,6 +164,9 @@ TEST(Monitoring, DashboardIsAGrafanaDashboardWithTheAgreedPanels) {
       any("timeseries", {"rate(ikelb_virtual_server_packets_total", "virtual_server, direction"}));
   EXPECT_TRUE(any("timeseries",
                   {"8 * ", "rate(ikelb_virtual_server_bytes_total", "virtual_server, direction"}));
+  EXPECT_TRUE(any("timeseries", {"rate(ikelb_routing_decisions_total", "decision"}));
+  EXPECT_TRUE(any("timeseries", {"rate(ikelb_spi_routing_events_total", "event"}));
+  EXPECT_TRUE(any("timeseries", {"ikelb_spi_owner_entries"}));
 }
 
 TEST(Monitoring, DashboardUsesOnlyExportedMetrics) {
