@@ -247,13 +247,16 @@ TEST_P(MobikeTest, MobikeMovesAndRekeysKeepTheClientOnItsGateway) {
 }
 
 // The NAT in front of a client rebinds it to another public address. The client's charon sees
-// nothing; its DPD (every 2 s without inbound traffic) tells the gateway the new address.
+// nothing; its DPD (every 2 s without inbound traffic) tells the gateway the new address. The
+// client runs without MOBIKE: strongSwan makes no implicit address update on a MOBIKE SA, and
+// the event that moves one with kernel ESP (an XFRM mapping change) does not exist with the
+// tests' kernel-libipsec.
 TEST_P(MobikeTest, NatRebindingKeepsTheSaOnItsGateway) {
   setup_gateways();
   const std::string n1 = add_nat_client_host();
   const int gw = predicted(kNatPublic, {1, 2}), other = 3 - gw;
   const std::string rebound = address_where(2, 2, [&](int g) { return g == other; });
-  connect({n1}, {"--conn", "dpd_delay=2s"});
+  connect({n1}, {"--conn", "dpd_delay=2s", "--conn", "mobike=no"});
   ASSERT_EQ(single_gateway(placement({n1}), {n1})[n1], gw);
   ASSERT_EQ(ping_all({n1}), "");
   const IkeSa before = *client_sa(n1);
@@ -323,6 +326,8 @@ TEST_P(ForgedSpiTest, ForgedSpisFromAnotherAddressMoveNothing) {
                         "printf '" + payload + "' > /dev/udp/" + std::string(kVip) + "/4500"}));
   auto lost = finish_pings(pings, 20s);
   EXPECT_LE(lost[victim], 1) << "the victim lost " << lost[victim] << " pings";
+  std::printf("[ mobike   ] after 5 forged IKE and ESP packets from %s:\n%s", forger.c_str(),
+              datapath_report().c_str());
   auto now = affinity();
   EXPECT_EQ(now.at(address), id_of(gw)) << "the victim's entry changed";
   // SPI routing sent the forged packets to the victim's gateway and pinned the forger's own
