@@ -46,6 +46,8 @@ std::vector<IkeSa> parse_list_sas(const std::string& output) {
     size_t children = line.find("child-sas {");
     auto f = raw_fields(line.substr(0, children));
     sa.state = f["state"];
+    sa.uniqueid = f["uniqueid"];
+    sa.local_host = f["local-host"];
     sa.local_port = f["local-port"];
     sa.remote_host = f["remote-host"];
     sa.remote_port = f["remote-port"];

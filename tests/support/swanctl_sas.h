@@ -1,5 +1,5 @@
 // The IKE_SAs and CHILD_SAs `swanctl --list-sas --raw` prints, parsed: shared by the netns tests
-// that run real strongSwan (tests/netns/e2e_test.cc, tests/netns/ha_tunnel_test.cc).
+// that run real strongSwan (tests/netns/e2e_fixture.h, tests/netns/ha_tunnel_test.cc).
 #pragma once
 
 #include <string>
@@ -15,7 +15,8 @@ struct ChildSa {
 
 // One IKE_SA as `swanctl --list-sas --raw` prints it.
 struct IkeSa {
-  std::string name, state, local_port, remote_host, remote_port, remote_id, spi_i, spi_r, vip;
+  std::string name, uniqueid, state, local_host, local_port, remote_host, remote_port, remote_id,
+      spi_i, spi_r, vip;
   bool nat_remote = false;
   std::vector<ChildSa> children;
 
