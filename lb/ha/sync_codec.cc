@@ -129,7 +129,8 @@ std::variant<SyncMessage, std::string> decode_sync(std::span<const uint8_t> d,
   m.header.seq = get(d, 12, 8);
   m.header.sent_ms = get(d, 20, 8);
   const size_t count = get(d, 28, 2);
-  if (m.header.type != kSyncRecords && m.header.type != kSyncSnapshotRequest)
+  if (m.header.type != kSyncRecords && m.header.type != kSyncSnapshotRequest &&
+      m.header.type != kSyncSnapshotEnd)
     return "unknown message type " + std::to_string(m.header.type);
   size_t at = kSyncHeaderBytes;
   for (size_t i = 0; i < count; i++) {

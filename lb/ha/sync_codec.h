@@ -1,6 +1,6 @@
 // Peer sync between ikelb nodes (docs/high-availability.md): the wire format, its
 // authentication, replay protection and the rule for merging a peer's affinity entry. Pure
-// functions, unit-tested; the agent's sender and receiver are not written yet.
+// functions, unit-tested; the agent's sender and receiver are in sync.h.
 //
 // Why: after the backend set changed, a client pinned on node A to its old gateway would be
 // placed by the new table on node B if it lands there (a node failure reshuffles the router's
@@ -20,7 +20,8 @@
 //     are node-local.
 //   trailer: HMAC-SHA256 (OpenSSL) over everything before it, with the shared key; a forged
 //     entry would redirect a client, so nothing unauthenticated is ever parsed past the header.
-// Message types: 1 records, 2 snapshot request (no records: "send me your whole table").
+// Message types: 1 records, 2 snapshot request (no records: "send me your whole table"), 3
+// snapshot end (no records: "that was my whole table", sent to the requester after the records).
 #pragma once
 
 #include <cstdint>
@@ -38,6 +39,7 @@ namespace ikelb {
 inline constexpr uint8_t kSyncVersion = 1;
 inline constexpr uint8_t kSyncRecords = 1;
 inline constexpr uint8_t kSyncSnapshotRequest = 2;
+inline constexpr uint8_t kSyncSnapshotEnd = 3;
 inline constexpr uint8_t kSyncRecordAffinity = 1;
 inline constexpr size_t kSyncHeaderBytes = 32;
 inline constexpr size_t kSyncMacBytes = 32;
@@ -64,7 +66,7 @@ struct SyncMessage {
 };
 
 // Datagrams of at most `max_bytes` each carrying the records in order; the first gets
-// header.seq, the next seq + 1, ... A snapshot request is one datagram without records.
+// header.seq, the next seq + 1, ... A snapshot request or end is one datagram without records.
 // Throws std::invalid_argument for a record that cannot be encoded (a name over 255 bytes).
 std::vector<std::vector<uint8_t>> encode_sync(const SyncHeader& header,
                                               const std::vector<SyncAffinity>& records,

@@ -91,6 +91,19 @@ TEST(SyncCodec, SnapshotRequestCarriesNoRecords) {
   EXPECT_TRUE(m.affinity.empty());
 }
 
+TEST(SyncCodec, SnapshotEndCarriesNoRecordsAndIsAuthenticated) {
+  auto out = encode_sync({.type = kSyncSnapshotEnd, .sender = 4, .seq = 7, .sent_ms = 11},
+                         {entry(1), entry(2)}, kKey);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].size(), kSyncHeaderBytes + kSyncMacBytes);
+  SyncMessage m = must_decode(out[0]);
+  EXPECT_EQ(m.header.type, kSyncSnapshotEnd);
+  EXPECT_EQ(m.header.sender, 4u);
+  EXPECT_EQ(m.header.seq, 7u);
+  EXPECT_TRUE(m.affinity.empty());
+  EXPECT_EQ(refusal(out[0], std::vector<uint8_t>(32, 0x5b)), "bad MAC (wrong key or altered)");
+}
+
 TEST(SyncCodec, ForgedAlteredOrMalformedDatagramsAreRefused) {
   auto d = encode_sync({.sender = 1, .seq = 1, .sent_ms = 1}, {entry(1), entry(2)}, kKey)[0];
   EXPECT_EQ(refusal(d, std::vector<uint8_t>(32, 0x5b)), "bad MAC (wrong key or altered)");
