@@ -543,6 +543,15 @@ void Datapath::set_affinity(uint32_t vs_id, const IpAddress& client,
         "writing affinity entry for " + client.str());
 }
 
+bool Datapath::add_affinity(uint32_t vs_id, const IpAddress& client,
+                            const ikelb_affinity_value& value) {
+  auto key = affinity_key(vs_id, client);
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.affinity), &key, &value, BPF_NOEXIST) == 0)
+    return true;
+  if (errno == EEXIST) return false;
+  fail(errno, "adding affinity entry for " + client.str());
+}
+
 std::optional<ikelb_affinity_value> Datapath::affinity(uint32_t vs_id,
                                                        const IpAddress& client) const {
   auto key = affinity_key(vs_id, client);

@@ -98,6 +98,9 @@ class Datapath : public MapWriter {
   // Makes local_addrs exactly `addrs` (the host's own addresses). Returns the number changed.
   size_t set_local_addresses(const std::vector<IpAddress>& addrs);
   void set_affinity(uint32_t vs_id, const IpAddress& client, const ikelb_affinity_value& value);
+  // Only if the client has no entry (the peer sync must not overwrite one the data path created
+  // meanwhile): false if it has one.
+  bool add_affinity(uint32_t vs_id, const IpAddress& client, const ikelb_affinity_value& value);
 
   // Reads; per-CPU counters are summed.
   std::array<uint64_t, IKELB_OUTCOME_MAX> outcomes() const;
