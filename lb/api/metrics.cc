@@ -91,7 +91,7 @@ void sync_families(Builder& m, const SyncStats& st) {
     m.gauge("ikelb_sync_snapshot_state",
             "1 for this node's snapshot state at start: not_needed (table not empty or "
             "snapshot_on_join off), waiting (not announcing yet), received, timed_out.",
-            {{"state", std::string(to_string(state))}}, st.snapshot == state ? 1 : 0);
+            {{"result", std::string(to_string(state))}}, st.snapshot == state ? 1 : 0);
 }
 
 }  // namespace
