@@ -124,6 +124,11 @@ class Agent {
       for (const auto& e : missing) log_error(e.str());
       return 1;
     }
+    if (config_.sync)  // before anything is attached: a bad key file changes nothing
+      if (auto key = read_sync_key(*config_.sync); std::holds_alternative<ConfigError>(key)) {
+        log_error(std::get<ConfigError>(key).str());
+        return 1;
+      }
 
     datapath_ = std::make_unique<Datapath>(
         Datapath::Options{.table_slots = table_slots_for(config_),
