@@ -66,6 +66,12 @@ TEST(Pinning, RestartAdoptsMapsAndLinkThenTeardownRemovesThem) {
     auto a = dp.affinity(3, client);
     ASSERT_TRUE(a);
     EXPECT_EQ(a->backend_id, 42u);
+    // The peer sync's insert never replaces an entry (the data path may have created one).
+    EXPECT_FALSE(dp.add_affinity(3, client, {.backend_id = 7, .flags = 0, .last_seen_ns = 2}));
+    EXPECT_EQ(dp.affinity(3, client)->backend_id, 42u);
+    const IpAddress other = IpAddress::must_parse("100.64.0.8");
+    EXPECT_TRUE(dp.add_affinity(3, other, {.backend_id = 7, .flags = 0, .last_seen_ns = 2}));
+    EXPECT_EQ(dp.affinity(3, other)->backend_id, 7u);
     std::string what = dp.attach("gw0", false);
     EXPECT_TRUE(what.starts_with("adopted the XDP link on gw0")) << what;
     EXPECT_NE(xdp_prog_id("gw0"), 0u);
