@@ -442,6 +442,7 @@ class Agent {
             {"records_received", st.records_received},
             {"merged", st.merged},
             {"kept_local", st.kept_local},
+            {"spi_merged", st.spi_merged},
             {"dropped", st.dropped},
             {"refused", st.refused},
             {"datagrams_sent", st.datagrams_sent},

@@ -59,6 +59,10 @@ void sync_families(Builder& m, const SyncStats& st) {
   m.counter("ikelb_sync_records_kept_local_total",
             "Received affinity records ignored because this node's entry was as fresh or fresher.",
             {}, double(st.kept_local));
+  m.counter("ikelb_sync_spi_owners_merged_total",
+            "Received learned SPI owners written into this node's spi_owners map (only where the "
+            "SPI had no owner; included in ikelb_sync_records_merged_total).",
+            {}, double(st.spi_merged));
   for (const char* reason :
        {"queue_full", "unknown_target", "not_serving", "unnamed", "store_error"}) {
     auto it = st.dropped.find(reason);

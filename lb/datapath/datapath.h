@@ -122,6 +122,12 @@ class Datapath : public MapWriter {
   bool scan_affinity(AffinityCursor& cursor, uint32_t max,
                      const std::function<void(const ikelb_affinity_key&,
                                               const ikelb_affinity_value&)>& visit) const;
+  // The same over the learned SPI owners (SPI routing), and the peer sync's insert there: only if
+  // the SPI has no owner yet (false if it has one).
+  bool scan_spi_owners(
+      AffinityCursor& cursor, uint32_t max,
+      const std::function<void(const ikelb_spi_owner_key&, const ikelb_spi_owner&)>& visit) const;
+  bool add_spi_owner(const ikelb_spi_owner_key& key, const ikelb_spi_owner& owner);
 
  private:
   template <typename T>

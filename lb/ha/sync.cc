@@ -111,6 +111,7 @@ void SyncNode::begin_round() {
     requested_ns_ = now;
   }
   if (!walking_) {
+    walking_spi_ = false;
     threshold_ns_ = mark_ns_;
     mark_ns_ = now;
     cursor_ = {};
@@ -124,12 +125,39 @@ std::optional<SyncNode::Queued> SyncNode::named(const SyncEntry& e) {
     stats_.dropped["unnamed"]++;
     return std::nullopt;
   }
-  Queued q;
-  q.record.vs = std::move(n->first);
-  q.record.backend = std::move(n->second);
-  q.record.client = e.client;
-  q.last_seen_ns = e.last_seen_ns;
-  return q;
+  SyncAffinity r;
+  r.vs = std::move(n->first);
+  r.backend = std::move(n->second);
+  r.client = e.client;
+  return Queued{std::move(r), e.last_seen_ns};
+}
+
+std::optional<SyncNode::Queued> SyncNode::named(const SyncSpiEntry& e) {
+  auto n = store_.names(e.vs_id, e.backend_id);
+  if (!n) {
+    stats_.dropped["unnamed"]++;
+    return std::nullopt;
+  }
+  SyncSpiOwner r;
+  r.vs = std::move(n->first);
+  r.backend = std::move(n->second);
+  r.kind = e.kind;
+  r.spi = e.spi;
+  return Queued{std::move(r), e.last_seen_ns};
+}
+
+bool SyncNode::walk(SyncStore::Cursor& cursor, bool spi, uint32_t max,
+                    const std::function<void(Queued)>& visit, uint64_t after_ns) {
+  const uint64_t now = clock_.mono_ns();
+  if (spi)
+    return store_.walk_spi(cursor, max, [&](const SyncSpiEntry& e) {
+      if (e.last_seen_ns > after_ns)
+        if (auto q = named(e)) visit(std::move(*q));
+    });
+  return store_.walk(cursor, max, [&](const SyncEntry& e) {
+    if (e.last_seen_ns > after_ns && live(e.last_seen_ns, now))
+      if (auto q = named(e)) visit(std::move(*q));
+  });
 }
 
 void SyncNode::enqueue(Queued q) {
@@ -141,20 +169,24 @@ void SyncNode::enqueue(Queued q) {
 }
 
 bool SyncNode::step() {
-  const uint64_t now = clock_.mono_ns();
   if (walking_) {
     bool more = false;
     try {
-      more = store_.walk(cursor_, settings_.walk_batch, [&](const SyncEntry& e) {
-        if (e.last_seen_ns > threshold_ns_ && live(e.last_seen_ns, now))
-          if (auto q = named(e)) enqueue(std::move(*q));
-      });
+      more = walk(
+          cursor_, walking_spi_, settings_.walk_batch, [&](Queued q) { enqueue(std::move(q)); },
+          threshold_ns_);
     } catch (const std::exception& e) {
-      log_warning(std::string("sync: walking the affinity table: ") + e.what());
+      log_warning(std::string("sync: walking the ") +
+                  (walking_spi_ ? "learned SPI owners: " : "affinity table: ") + e.what());
     }
     stats_.queue_depth = queue_.size();
     if (more) return true;
-    walking_ = false;
+    if (!walking_spi_) {
+      walking_spi_ = true;
+      cursor_ = {};
+      return true;
+    }
+    walking_ = walking_spi_ = false;
   }
   if (!queue_.empty() && tokens_ >= 1 && !settings_.peers.empty()) {
     const size_t n = std::min(queue_.size(), size_t(tokens_));
@@ -169,16 +201,13 @@ bool SyncNode::step() {
 }
 
 bool SyncNode::serve_snapshots() {
-  const uint64_t now = clock_.mono_ns();
   for (auto it = serving_.begin(); it != serving_.end() && tokens_ >= 1;) {
     std::vector<Queued> batch;
     bool more = false;
     const uint32_t max = std::min<uint32_t>(settings_.walk_batch, uint32_t(tokens_));
     try {
-      more = store_.walk(it->cursor, max, [&](const SyncEntry& e) {
-        if (live(e.last_seen_ns, now))
-          if (auto q = named(e)) batch.push_back(std::move(*q));
-      });
+      more = walk(
+          it->cursor, it->spi, max, [&](Queued q) { batch.push_back(std::move(q)); }, 0);
     } catch (const std::exception& e) {
       log_warning(std::string("sync: walking the affinity table for a snapshot: ") + e.what());
       more = false;
@@ -188,6 +217,11 @@ bool SyncNode::serve_snapshots() {
     tokens_ -= double(batch.size());
     send_records(std::move(batch), {it->to});
     if (more) return tokens_ >= 1;
+    if (!it->spi) {
+      it->spi = true;
+      it->cursor = {};
+      continue;
+    }
     send_control(kSyncSnapshotEnd, {it->to});
     stats_.snapshots_served++;
     log_info("sync: snapshot sent to " + it->to.str());
@@ -200,25 +234,32 @@ void SyncNode::send_records(std::vector<Queued> batch, const std::vector<SyncEnd
   if (batch.empty()) return;
   const uint64_t now = clock_.mono_ns();
   std::vector<SyncAffinity> records;
-  records.reserve(batch.size());
+  std::vector<SyncSpiOwner> owners;
   for (Queued& q : batch) {
     const uint64_t age = q.last_seen_ns >= now ? 0 : (now - q.last_seen_ns) / 1'000'000;
-    q.record.age_ms = static_cast<uint32_t>(std::min<uint64_t>(age, UINT32_MAX));
-    records.push_back(std::move(q.record));
+    const auto age_ms = static_cast<uint32_t>(std::min<uint64_t>(age, UINT32_MAX));
+    if (auto* a = std::get_if<SyncAffinity>(&q.record)) {
+      a->age_ms = age_ms;
+      records.push_back(std::move(*a));
+    } else {
+      auto& o = std::get<SyncSpiOwner>(q.record);
+      o.age_ms = age_ms;
+      owners.push_back(std::move(o));
+    }
   }
   SyncHeader h{
       .type = kSyncRecords, .sender = settings_.node_id, .seq = 0, .sent_ms = clock_.unix_ms()};
   std::vector<std::vector<uint8_t>> datagrams;
   try {
     h.seq = seq_;
-    datagrams = encode_sync(h, records, settings_.key);
+    datagrams = encode_sync(h, records, owners, settings_.key);
   } catch (const std::exception& e) {  // a name over 255 bytes cannot happen (config names)
     log_error(std::string("sync: encoding: ") + e.what());
-    stats_.dropped["store_error"] += records.size();
+    stats_.dropped["store_error"] += batch.size();
     return;
   }
   next_seq(datagrams.size());
-  stats_.records_sent += records.size();
+  stats_.records_sent += batch.size();
   for (const SyncEndpoint& peer : to)
     for (const auto& d : datagrams)
       (sender_.send(peer, d) ? stats_.datagrams_sent : stats_.send_errors)++;
@@ -259,9 +300,11 @@ void SyncNode::receive(const SyncEndpoint& from, std::span<const uint8_t> datagr
   const uint64_t now = clock_.mono_ns();
   switch (m.header.type) {
     case kSyncRecords:
-      stats_.records_received += m.affinity.size();
-      if (stats_.snapshot == SyncSnapshot::kWaiting) stats_.snapshot_records += m.affinity.size();
+      stats_.records_received += m.affinity.size() + m.spi_owners.size();
+      if (stats_.snapshot == SyncSnapshot::kWaiting)
+        stats_.snapshot_records += m.affinity.size() + m.spi_owners.size();
       for (const SyncAffinity& r : m.affinity) merge(r, now);
+      for (const SyncSpiOwner& r : m.spi_owners) merge(r, now);
       break;
     case kSyncSnapshotRequest:
       if (holding()) break;  // this node's table is not complete yet
@@ -320,6 +363,36 @@ void SyncNode::merge(const SyncAffinity& r, uint64_t now) {
   } catch (const std::exception& e) {
     stats_.dropped["store_error"]++;
     log_warning(std::string("sync: merging a record: ") + e.what());
+  }
+}
+
+void SyncNode::merge(const SyncSpiOwner& r, uint64_t now) {
+  try {
+    std::optional<SyncTarget> t = store_.target(r.vs, r.backend);
+    if (!t) {
+      stats_.dropped["unknown_target"]++;
+      return;
+    }
+    if (!t->serving) {
+      stats_.dropped["not_serving"]++;
+      return;
+    }
+    SyncSpiEntry e;
+    e.vs_id = t->vs_id;
+    e.backend_id = t->backend_id;
+    e.kind = r.kind;
+    e.spi = r.spi;
+    const uint64_t age_ns = uint64_t(r.age_ms) * 1'000'000;
+    e.last_seen_ns = std::min(age_ns < now ? now - age_ns : 0, mark_ns_);
+    if (store_.add_spi(e)) {
+      stats_.merged++;
+      stats_.spi_merged++;
+    } else {
+      stats_.kept_local++;  // the SPI has an owner here: never overwritten
+    }
+  } catch (const std::exception& e) {
+    stats_.dropped["store_error"]++;
+    log_warning(std::string("sync: merging an SPI owner: ") + e.what());
   }
 }
 

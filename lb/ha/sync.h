@@ -3,6 +3,9 @@
 // interfaces (clock, datagram sender, affinity store), unit-tested with fakes; the agent wires it
 // to a UDP socket (sync_socket.h) and the pinned affinity map (sync_datapath.h).
 //
+// Records: affinity entries and learned SPI owners (SPI routing). The latter are inserted only
+// where the SPI has no owner yet; otherwise they follow the same path.
+//
 // Sender: every round (sync.interval_ms) walks the affinity map for entries created or refreshed
 // since the previous walk, queues them by name (ids are node-local), and sends the queue, at most
 // max_records_per_second, in datagrams to every peer. The queue is bounded: when full, the oldest
@@ -35,6 +38,7 @@
 #include <span>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "address.h"
@@ -72,6 +76,14 @@ struct SyncEntry {
   uint32_t flags = 0;         // IKELB_AFFINITY_*, kept when a peer refreshes the same backend
 };
 
+// One learned SPI owner (SPI routing) in this node's ids.
+struct SyncSpiEntry {
+  uint32_t vs_id = 0, backend_id = 0;
+  uint8_t kind = 0;  // IKELB_SPI_IKE or IKELB_SPI_ESP
+  uint64_t spi = 0;
+  uint64_t last_seen_ns = 0;
+};
+
 struct SyncTarget {
   uint32_t vs_id = 0, backend_id = 0;
   bool serving = false;  // takes traffic here (active or draining)
@@ -95,6 +107,11 @@ class SyncStore {
                                                                    uint32_t backend_id) = 0;
   // Local ids of names, nullopt if the virtual server or backend is unknown here.
   virtual std::optional<SyncTarget> target(const std::string& vs, const std::string& backend) = 0;
+  // Learned SPI owners: the same walk, and an insert only where the SPI has no owner yet (false
+  // if it has one: the data path never lets traffic overwrite a known owner, nor does the sync).
+  virtual bool walk_spi(Cursor& cursor, uint32_t max,
+                        const std::function<void(const SyncSpiEntry&)>& visit) = 0;
+  virtual bool add_spi(const SyncSpiEntry& entry) = 0;
 };
 
 struct SyncSettings {
@@ -117,7 +134,8 @@ struct SyncStats {
   uint64_t records_sent = 0;      // records put into datagrams (once, whatever the peer count)
   uint64_t records_received = 0;  // records in accepted datagrams
   uint64_t merged = 0;            // written into the affinity map
-  uint64_t kept_local = 0;        // the local entry was as fresh or fresher
+  uint64_t kept_local = 0;        // the local entry was as fresh or fresher (or, for an SPI, known)
+  uint64_t spi_merged = 0;        // learned SPI owners written (included in records_*)
   // Records not sent or not merged, by reason: queue_full, unknown_target, not_serving,
   // unnamed (a local entry whose ids have no names any more), store_error.
   std::map<std::string, uint64_t> dropped;
@@ -158,21 +176,26 @@ class SyncNode {
 
  private:
   struct Queued {
-    SyncAffinity record;
+    std::variant<SyncAffinity, SyncSpiOwner> record;
     uint64_t last_seen_ns = 0;
   };
   struct Serving {
     SyncEndpoint to;
     SyncStore::Cursor cursor;
+    bool spi = false;  // walking the SPI owners (after the affinity entries)
   };
   uint64_t next_seq(size_t datagrams);
-  void send_records(const std::vector<SyncEntry>& entries, const std::vector<SyncEndpoint>& to);
   void send_records(std::vector<Queued> batch, const std::vector<SyncEndpoint>& to);
   void send_control(uint8_t type, const std::vector<SyncEndpoint>& to);
   std::optional<Queued> named(const SyncEntry& e);
+  std::optional<Queued> named(const SyncSpiEntry& e);
+  // One walk step over the affinity entries or, with `spi`, the SPI owners.
+  bool walk(SyncStore::Cursor& cursor, bool spi, uint32_t max,
+            const std::function<void(Queued)>& visit, uint64_t after_ns);
   bool live(uint64_t last_seen_ns, uint64_t now_ns) const;
   void enqueue(Queued q);
   void merge(const SyncAffinity& r, uint64_t now_ns);
+  void merge(const SyncSpiOwner& r, uint64_t now_ns);
   void refuse(const std::string& reason, const SyncEndpoint& from, const std::string& detail);
   void snapshot_done(SyncSnapshot how);
   bool serve_snapshots();
@@ -186,7 +209,7 @@ class SyncNode {
   std::deque<Queued> queue_;
   std::vector<Serving> serving_;  // at most one per configured peer
   SyncStore::Cursor cursor_;
-  bool walking_ = false;
+  bool walking_ = false, walking_spi_ = false;
   uint64_t threshold_ns_ = 0;  // the walk sends entries last seen after this
   uint64_t mark_ns_ = 0;       // start of the latest walk: the next walk's threshold
   double tokens_ = 0;          // records that may be sent now

@@ -95,4 +95,33 @@ std::optional<SyncTarget> DatapathSyncStore::target(const std::string& vs,
   return it->second;
 }
 
+bool DatapathSyncStore::walk_spi(Cursor& cursor, uint32_t max,
+                                 const std::function<void(const SyncSpiEntry&)>& visit) {
+  Datapath::AffinityCursor c{cursor.token, cursor.started};
+  const bool more = datapath_.scan_spi_owners(
+      c, max, [&](const ikelb_spi_owner_key& k, const ikelb_spi_owner& v) {
+        SyncSpiEntry e;
+        e.vs_id = k.vs_id;
+        e.kind = k.kind;
+        e.spi = k.spi;
+        e.backend_id = v.backend_id;
+        e.last_seen_ns = v.last_seen_ns;
+        visit(e);
+      });
+  cursor.token = c.token;
+  cursor.started = c.started;
+  return more;
+}
+
+bool DatapathSyncStore::add_spi(const SyncSpiEntry& entry) {
+  ikelb_spi_owner_key k{};
+  k.spi = entry.spi;
+  k.vs_id = entry.vs_id;
+  k.kind = entry.kind;
+  ikelb_spi_owner v{};
+  v.backend_id = entry.backend_id;
+  v.last_seen_ns = entry.last_seen_ns;
+  return datapath_.add_spi_owner(k, v);
+}
+
 }  // namespace ikelb

@@ -34,6 +34,9 @@ class DatapathSyncStore : public SyncStore {
   std::optional<std::pair<std::string, std::string>> names(uint32_t vs_id,
                                                            uint32_t backend_id) override;
   std::optional<SyncTarget> target(const std::string& vs, const std::string& backend) override;
+  bool walk_spi(Cursor& cursor, uint32_t max,
+                const std::function<void(const SyncSpiEntry&)>& visit) override;
+  bool add_spi(const SyncSpiEntry& entry) override;
 
  private:
   void refresh();

@@ -149,6 +149,7 @@ TEST(Metrics, PeerSyncOnlyWithASyncSection) {
   expect_line(t, "ikelb_sync_records_received_total 60");
   expect_line(t, "ikelb_sync_records_merged_total 58");
   expect_line(t, "ikelb_sync_records_kept_local_total 2");
+  expect_line(t, "ikelb_sync_spi_owners_merged_total 0");
   expect_line(t, "ikelb_sync_records_dropped_total{reason=\"queue_full\"} 3");
   expect_line(t, "ikelb_sync_records_dropped_total{reason=\"not_serving\"} 0");
   expect_line(t, "ikelb_sync_datagrams_refused_total{reason=\"bad_mac\"} 1");

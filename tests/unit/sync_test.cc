@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "ikelb_abi.h"
+
 #include <cstring>
 #include <map>
 #include <memory>
@@ -86,6 +88,31 @@ struct FakeStore : SyncStore {
     e.last_seen_ns = last_seen_ns;
     entries[{1, client}] = e;
   }
+  // Learned SPI owners by (kind, SPI).
+  std::map<std::pair<uint8_t, uint64_t>, SyncSpiEntry> spis;
+  bool walk_spi(Cursor& c, uint32_t max,
+                const std::function<void(const SyncSpiEntry&)>& visit) override {
+    size_t at = 0;
+    if (c.started) std::memcpy(&at, c.token.data(), sizeof at);
+    auto it = spis.begin();
+    std::advance(it, std::min(at, spis.size()));
+    for (uint32_t n = 0; n < max && it != spis.end(); n++, at++, ++it) visit(it->second);
+    c.token.resize(sizeof at);
+    std::memcpy(c.token.data(), &at, sizeof at);
+    c.started = true;
+    return it != spis.end();
+  }
+  bool add_spi(const SyncSpiEntry& e) override {
+    return spis.emplace(std::make_pair(e.kind, e.spi), e).second;
+  }
+  void put_spi(uint8_t kind, uint64_t spi, uint32_t backend, uint64_t last_seen_ns) {
+    spis[{kind, spi}] = SyncSpiEntry{1, backend, kind, spi, last_seen_ns};
+  }
+  uint32_t owner_of(uint8_t kind, uint64_t spi) {
+    auto it = spis.find({kind, spi});
+    return it == spis.end() ? 0 : it->second.backend_id;
+  }
+
   uint32_t backend_of(const std::string& client) {
     auto it = entries.find({1, client});
     return it == entries.end() ? 0 : it->second.backend_id;
@@ -446,6 +473,59 @@ TEST_F(SyncTest, ANonEmptyTableNeedsNoSnapshot) {
   b.sync->start();
   EXPECT_FALSE(b.sync->holding());
   EXPECT_TRUE(b.net.sent.empty());
+}
+
+TEST_F(SyncTest, LearnedSpiOwnersAreSyncedAndNeverOverwriteAKnownOwner) {
+  Node& a = add(1, 2, [](SyncSettings& s) { s.walk_batch = 2; });
+  Node& b = add(2);
+  clock_.advance(1);
+  a.store.put_spi(IKELB_SPI_IKE, 0x1111222233334444ull, 1, clock_.mono);
+  a.store.put_spi(IKELB_SPI_ESP, 0xc0000001u, 2, clock_.mono);
+  a.store.put_spi(IKELB_SPI_ESP, 0xc0000002u, 3, clock_.mono);  // gw3: down on B
+  a.store.put_spi(IKELB_SPI_ESP, 0xc0000003u, 1, clock_.mono);  // B knows another owner
+  a.store.put("100.64.0.1", 1, clock_.mono);
+  b.store.put_spi(IKELB_SPI_ESP, 0xc0000003u, 2, clock_.mono - kMs);  // older, still never replaced
+  clock_.advance(100);
+  round(a);
+  ASSERT_EQ(a.net.sent.size(), 1u);  // affinity and SPI records in one datagram
+  EXPECT_EQ(a.sync->stats().records_sent, 5u);
+  deliver(a);
+  const SyncStats& st = b.sync->stats();
+  EXPECT_EQ(st.records_received, 5u);
+  EXPECT_EQ(st.spi_merged, 2u);
+  EXPECT_EQ(st.merged, 3u);  // two SPI owners and the affinity entry
+  EXPECT_EQ(st.kept_local, 1u);
+  EXPECT_EQ(st.dropped.at("not_serving"), 1u);
+  EXPECT_EQ(b.store.owner_of(IKELB_SPI_IKE, 0x1111222233334444ull), 1u);
+  EXPECT_EQ(b.store.owner_of(IKELB_SPI_ESP, 0xc0000001u), 2u);
+  EXPECT_EQ(b.store.owner_of(IKELB_SPI_ESP, 0xc0000002u), 0u);
+  EXPECT_EQ(b.store.owner_of(IKELB_SPI_ESP, 0xc0000003u), 2u);
+  // Stored as seen 100 ms ago, and not sent back.
+  EXPECT_LE(b.store.spis.at({IKELB_SPI_IKE, 0x1111222233334444ull}).last_seen_ns,
+            clock_.mono - 100 * kMs);
+  clock_.advance(1000);
+  round(b);
+  clock_.advance(1000);
+  round(b);
+  EXPECT_TRUE(b.net.sent.empty());
+}
+
+TEST_F(SyncTest, TheSnapshotCarriesLearnedSpiOwnersBeforeItsEnd) {
+  Node& a = add(1);
+  a.store.put("100.64.0.1", 1, clock_.mono);
+  for (uint32_t i = 0; i < 5; i++) a.store.put_spi(IKELB_SPI_ESP, 0xc0000000u + i, 1, clock_.mono);
+  a.sync->start();
+  Node& b = add(2, 2, [](SyncSettings& s) { s.snapshot_on_join = true; });
+  b.sync->start();
+  deliver(b);
+  clock_.advance(1000);
+  round(a);
+  deliver(a);
+  EXPECT_FALSE(b.sync->holding());
+  EXPECT_EQ(b.sync->stats().snapshot, SyncSnapshot::kReceived);
+  EXPECT_EQ(b.store.entries.size(), 1u);
+  EXPECT_EQ(b.store.spis.size(), 5u);
+  EXPECT_EQ(b.sync->stats().snapshot_records, 6u);
 }
 
 }  // namespace
