@@ -6,6 +6,7 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -508,7 +509,8 @@ class Validator {
                         {"log_level", false},
                         {"edge", false},
                         {"virtual_servers", true},
-                        {"announce", false}}))
+                        {"announce", false},
+                        {"sync", false}}))
       return;
 
     // Pre-pass: every virtual server address and name, so a backend can be checked against
@@ -555,6 +557,8 @@ class Validator {
         validate_virtual_servers(path, v, c);
       } else if (key == "announce") {
         validate_announce(path, v, c);
+      } else if (key == "sync") {
+        validate_sync(path, v, c);
       }
     }
   }
@@ -1246,6 +1250,62 @@ class Validator {
     c.announce = std::move(a);
   }
 
+  void validate_sync(const std::string& path, const Json& v, Config& c) {
+    if (!expect_object(path, v,
+                       {{"node_id", true},
+                        {"listen", true},
+                        {"peers", true},
+                        {"key_file", true},
+                        {"interval_ms", false},
+                        {"max_records_per_second", false},
+                        {"queue_records", false},
+                        {"snapshot_on_join", false},
+                        {"snapshot_timeout_ms", false}}))
+      return;
+    SyncConfig sc;
+    auto uint_field = [&](const char* key, uint64_t lo, uint64_t hi, uint32_t& out) {
+      if (auto it = v.find(key); it != v.end())
+        if (auto n = expect_uint(child(path, key), *it, lo, hi)) out = static_cast<uint32_t>(*n);
+    };
+    uint_field("node_id", 1, UINT32_MAX, sc.node_id);
+    uint_field("interval_ms", 10, 60000, sc.interval_ms);
+    uint_field("max_records_per_second", 1, 10000000, sc.max_records_per_second);
+    uint_field("queue_records", 1, 10000000, sc.queue_records);
+    uint_field("snapshot_timeout_ms", 0, 600000, sc.snapshot_timeout_ms);
+    if (auto it = v.find("snapshot_on_join"); it != v.end())
+      if (auto b = expect_bool(child(path, "snapshot_on_join"), *it)) sc.snapshot_on_join = *b;
+    if (auto it = v.find("key_file"); it != v.end())
+      if (auto s = expect_abs_path(child(path, "key_file"), *it)) sc.key_file = *s;
+    std::optional<ListenAddress> self;
+    if (auto it = v.find("listen"); it != v.end())
+      if (auto s = expect_listen(child(path, "listen"), *it)) {
+        self = parse_listen_address(*s);
+        sc.listen = *s;
+      }
+    const std::string list = child(path, "peers");
+    if (auto it = v.find("peers"); it != v.end() && expect_array(list, *it)) {
+      if (it->empty()) error(list, "must list at least one peer");
+      if (it->size() > kSyncMaxPeers)
+        error(list, "at most " + std::to_string(kSyncMaxPeers) + " peers, got " +
+                        std::to_string(it->size()));
+      std::unordered_set<std::string> seen;
+      for (size_t i = 0; i < it->size() && i < kSyncMaxPeers; i++) {
+        const std::string p = child(list, i);
+        auto s = expect_listen(p, (*it)[i]);
+        if (!s) continue;
+        auto peer = parse_listen_address(*s);
+        const std::string canonical = peer->address.str() + "/" + std::to_string(peer->port);
+        if (self && peer->address == self->address && peer->port == self->port)
+          error(p, quote(*s) + " is this node's own sync.listen");
+        else if (!seen.insert(canonical).second)
+          error(p, quote(*s) + " is listed twice");
+        else
+          sc.peers.push_back(*s);
+      }
+    }
+    c.sync = std::move(sc);
+  }
+
   static bool valid_bird_symbol(std::string_view s) {
     if (s.empty() || s.size() > 64 || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
     return std::all_of(s.begin(), s.end(), [](char ch) {
@@ -1310,6 +1370,21 @@ std::optional<ListenAddress> parse_listen_address(std::string_view text) {
   ListenAddress out;
   if (!check_listen(text, &out).empty()) return std::nullopt;
   return out;
+}
+
+std::variant<std::vector<uint8_t>, ConfigError> read_sync_key(const SyncConfig& sync) {
+  const std::string path = "/sync/key_file";
+  std::ifstream in(sync.key_file, std::ios::binary);
+  if (!in) return ConfigError{path, "cannot read " + sync.key_file + ": " + std::strerror(errno)};
+  std::vector<uint8_t> key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return ConfigError{path, "cannot read " + sync.key_file};
+  if (key.size() < kSyncMinKeyBytes)
+    return ConfigError{path, sync.key_file + " holds " + std::to_string(key.size()) +
+                                 " bytes; the shared key must be at least " +
+                                 std::to_string(kSyncMinKeyBytes) +
+                                 " bytes (e.g. head -c 32 /dev/urandom > FILE, the same file on "
+                                 "every node)"};
+  return key;
 }
 
 std::string summary(const Config& config) {

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "address.h"
@@ -98,6 +99,7 @@ struct Config {
   ReversePathCheck reverse_path_check = ReversePathCheck::kStrict;  // "edge.reverse_path_check"
   std::vector<VirtualServerConfig> virtual_servers;
   std::optional<AnnounceConfig> announce;  // ha_config.h
+  std::optional<SyncConfig> sync;          // ha_config.h
 };
 
 struct ConfigError {
@@ -138,6 +140,10 @@ std::vector<ConfigError> check_interfaces(const Config& config, Exists&& exists)
                         "interface \"" + config.interfaces[i] + "\" does not exist"});
   return errors;
 }
+
+// Reads the sync key file named by the config (sync.key_file): the key, or the error (path
+// "/sync/key_file"). Done at start and reload, not in parse_config, like check_interfaces.
+std::variant<std::vector<uint8_t>, ConfigError> read_sync_key(const SyncConfig& sync);
 
 // One line for `ikelbd --check`: "2 virtual servers, 7 backends, 1 interface".
 std::string summary(const Config& config);

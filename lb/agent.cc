@@ -29,6 +29,9 @@
 #include "metrics.h"
 #include "prober.h"
 #include "service_notify.h"
+#include "sync.h"
+#include "sync_datapath.h"
+#include "sync_socket.h"
 
 namespace ikelb {
 namespace {
@@ -109,7 +112,8 @@ class Agent {
         config_(std::move(config)),
         signals_(io_, SIGINT, SIGTERM, SIGHUP),
         scan_timer_(io_),
-        announce_timer_(io_) {}
+        announce_timer_(io_),
+        sync_timer_(io_) {}
 
   int run() {
     LogLevel level;
@@ -120,6 +124,11 @@ class Agent {
       for (const auto& e : missing) log_error(e.str());
       return 1;
     }
+    if (config_.sync)  // before anything is attached: a bad key file changes nothing
+      if (auto key = read_sync_key(*config_.sync); std::holds_alternative<ConfigError>(key)) {
+        log_error(std::get<ConfigError>(key).str());
+        return 1;
+      }
 
     datapath_ = std::make_unique<Datapath>(
         Datapath::Options{.table_slots = table_slots_for(config_),
@@ -141,6 +150,10 @@ class Agent {
             asio::post(io_, [this] { announce_round(); });
         });
     sync_probes();
+    if (std::string error = configure_sync(); !error.empty()) {
+      log_error(error);
+      return 1;
+    }
     record_reload(true, {});
 
     AdminServerOptions admin;
@@ -249,6 +262,7 @@ class Agent {
     s.bpf_prog_id = datapath_->prog_id();
     s.node_drained = drained_;
     s.node_ready = not_ready_cause(node_facts(), node_inputs(false)).empty();
+    if (sync_) s.sync = sync_->stats();
     s.announce_configured = announcer_ != nullptr;
     if (announcer_) {
       s.announce_errors = announcer_->errors();
@@ -332,7 +346,111 @@ class Agent {
               {"idle_timeout_s", config_.affinity_idle_timeout_s}}},
             {"last_reload",
              {{"time", rfc3339(last_reload_)}, {"ok", last_reload_ok_}, {"errors", last_errors_}}},
-            {"node", node_json()}};
+            {"node", node_json()},
+            {"sync", sync_json()}};
+  }
+
+  // ---- peer sync of affinity entries (sync.h) ----
+
+  // Starts, reconfigures or stops the sync after the config changed. Returns an error for the
+  // log ("" if fine); on a reload the previous sync keeps running when the new one cannot start.
+  std::string configure_sync() {
+    if (!config_.sync) {
+      if (sync_) log_info("sync: stopped (no sync section any more)");
+      sync_timer_.cancel();
+      sync_.reset();
+      sync_socket_.reset();
+      sync_store_.reset();
+      return "";
+    }
+    const SyncConfig& sc = *config_.sync;
+    SyncSettings st;
+    auto key = read_sync_key(sc);
+    if (auto* e = std::get_if<ConfigError>(&key)) return e->str();
+    st.key = std::get<std::vector<uint8_t>>(key);
+    st.node_id = sc.node_id;
+    for (const auto& p : sc.peers)
+      if (auto a = parse_listen_address(p)) st.peers.push_back({a->address, a->port});
+    st.interval_ms = sc.interval_ms;
+    st.max_records_per_second = sc.max_records_per_second;
+    st.queue_records = sc.queue_records;
+    st.snapshot_on_join = sc.snapshot_on_join;
+    st.snapshot_timeout_ms = sc.snapshot_timeout_ms;
+    st.idle_ns = controller_->affinity_idle_ns();
+    auto listen = parse_listen_address(sc.listen);
+    const SyncEndpoint local{listen->address, listen->port};
+    if (!sync_socket_ || sync_listen_ != sc.listen) {
+      std::unique_ptr<SyncSocket> socket;
+      try {
+        socket = std::make_unique<SyncSocket>(
+            io_, local, [this](const SyncEndpoint& from, std::span<const uint8_t> d) {
+              if (sync_) sync_->receive(from, d);
+            });
+      } catch (const std::exception& e) {
+        return std::string("/sync/listen: ") + e.what();
+      }
+      sync_socket_ = std::move(socket);
+      sync_listen_ = sc.listen;
+      sync_.reset();  // its sender was the old socket
+    }
+    if (sync_) {
+      sync_->configure(st);
+    } else {
+      if (!sync_store_)
+        sync_store_ = std::make_unique<DatapathSyncStore>(*datapath_, *controller_, sync_clock_);
+      sync_ = std::make_unique<SyncNode>(st, sync_clock_, *sync_socket_, *sync_store_);
+      sync_->on_snapshot_done = [this] { asio::post(io_, [this] { announce_round(); }); };
+      sync_->start();
+      log_info("sync: node " + std::to_string(sc.node_id) + " on " + sc.listen + ", " +
+               std::to_string(st.peers.size()) + " peers");
+    }
+    schedule_sync(std::chrono::milliseconds(0));
+    return "";
+  }
+
+  void schedule_sync(std::chrono::milliseconds delay) {
+    sync_timer_.expires_after(delay);
+    sync_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || !sync_) return;
+      sync_->begin_round();
+      sync_step();
+      schedule_sync(std::chrono::milliseconds(config_.sync->interval_ms));
+    });
+  }
+
+  // One bounded piece of the round at a time, yielding to the loop in between.
+  void sync_step() {
+    if (!sync_ || tearing_down_) return;
+    bool more = false;
+    try {
+      more = sync_->step();
+    } catch (const std::exception& e) {
+      log_warning(std::string("sync: ") + e.what());
+    }
+    if (more) asio::post(io_, [this] { sync_step(); });
+  }
+
+  nlohmann::json sync_json() const {
+    if (!sync_) return nullptr;
+    const SyncStats& st = sync_->stats();
+    return {{"node_id", config_.sync->node_id},
+            {"listen", config_.sync->listen},
+            {"peers", config_.sync->peers},
+            {"snapshot", to_string(st.snapshot)},
+            {"snapshot_ms", st.snapshot_ms ? nlohmann::json(*st.snapshot_ms) : nullptr},
+            {"snapshot_records", st.snapshot_records},
+            {"records_sent", st.records_sent},
+            {"records_received", st.records_received},
+            {"merged", st.merged},
+            {"kept_local", st.kept_local},
+            {"spi_merged", st.spi_merged},
+            {"dropped", st.dropped},
+            {"refused", st.refused},
+            {"datagrams_sent", st.datagrams_sent},
+            {"datagrams_received", st.datagrams_received},
+            {"send_errors", st.send_errors},
+            {"snapshots_served", st.snapshots_served},
+            {"queue", st.queue_depth}};
   }
 
   // ---- node: announcing through bird, drain, readiness (announcer.h) ----
@@ -372,6 +490,9 @@ class Agent {
     NodeFacts f;
     f.attached = all;
     f.drained = drained_;
+    if (sync_ && sync_->holding())
+      f.held = "waiting for the affinity snapshot from the sync peers (at most " +
+               std::to_string(sync_->settings().snapshot_timeout_ms) + " ms)";
     return f;
   }
 
@@ -511,6 +632,10 @@ class Agent {
       if (result.config->health_listen != config_.health_listen)
         errors.push_back(
             "/health/listen: the health listener cannot change while running (restart)");
+      if (result.config->sync)
+        if (auto key = read_sync_key(*result.config->sync);
+            std::holds_alternative<ConfigError>(key))
+          errors.push_back(std::get<ConfigError>(key).str());
     }
     if (errors.empty()) errors = controller_->apply(*result.config);
     if (!errors.empty()) {
@@ -519,6 +644,7 @@ class Agent {
       return errors;
     }
     config_ = *result.config;
+    if (std::string error = configure_sync(); !error.empty()) log_error("reload: " + error);
     sync_announce();
     LogLevel level;
     if (parse_log_level(config_.log_level, level)) set_log_level(level);
@@ -574,6 +700,7 @@ class Agent {
     signals_.cancel();
     scan_timer_.cancel();
     announce_timer_.cancel();
+    sync_timer_.cancel();
     if (server_) server_->stop();
     io_.stop();
   }
@@ -656,6 +783,12 @@ class Agent {
   std::unique_ptr<BirdSocket> bird_;
   std::unique_ptr<Announcer> announcer_;
   std::string bird_path_;
+  asio::steady_timer sync_timer_;
+  SystemSyncClock sync_clock_;
+  std::unique_ptr<DatapathSyncStore> sync_store_;
+  std::unique_ptr<SyncSocket> sync_socket_;
+  std::unique_ptr<SyncNode> sync_;
+  std::string sync_listen_;
   bool drained_ = false;
   bool tearing_down_ = false;
   SystemClock clock_;

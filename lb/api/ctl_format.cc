@@ -54,7 +54,34 @@ std::string format_status(const nlohmann::json& s) {
                     text(v, "table_size"), text(v, "table_fingerprint")});
   out += "\n" + format_table(rows);
   if (s.contains("node") && s["node"].is_object()) out += "\n" + format_node(s["node"]);
+  if (s.contains("sync") && s["sync"].is_object()) out += format_sync(s["sync"]);
   return out;
+}
+
+std::string format_sync(const nlohmann::json& y) {
+  auto total = [](const nlohmann::json& by_reason) {
+    uint64_t n = 0;
+    std::string detail;
+    if (by_reason.is_object())
+      for (auto it = by_reason.begin(); it != by_reason.end(); ++it) {
+        n += it.value().get<uint64_t>();
+        detail += (detail.empty() ? " (" : ", ") + it.key() + " " + it.value().dump();
+      }
+    return std::to_string(n) + (detail.empty() ? "" : detail + ")");
+  };
+  std::string snapshot = text(y, "snapshot");
+  if (y.contains("snapshot_ms") && !y["snapshot_ms"].is_null())
+    snapshot +=
+        " after " + text(y, "snapshot_ms") + " ms, " + text(y, "snapshot_records") + " records";
+  return "sync: node " + text(y, "node_id") + " on " + text(y, "listen") + ", " +
+         std::to_string(y.value("peers", nlohmann::json::array()).size()) + " peers, snapshot " +
+         snapshot + "\n" + "sync: records sent " + text(y, "records_sent") + ", received " +
+         text(y, "records_received") + ", merged " + text(y, "merged") + ", kept local " +
+         text(y, "kept_local") + ", dropped " + total(y.value("dropped", nlohmann::json())) +
+         ", queue " + text(y, "queue") + "\n" + "sync: datagrams sent " +
+         text(y, "datagrams_sent") + ", received " + text(y, "datagrams_received") + ", refused " +
+         total(y.value("refused", nlohmann::json())) + ", send errors " + text(y, "send_errors") +
+         "\n";
 }
 
 std::string format_node(const nlohmann::json& n) {

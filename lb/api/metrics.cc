@@ -77,6 +77,59 @@ void spi_metrics(Builder& m, const MetricsSnapshot& s) {
             double(*s.spi_owner_entries));
 }
 
+// The peer sync (sync.h). Every reason is exported, 0 until it happens, so alerts can use rate().
+void sync_families(Builder& m, const SyncStats& st) {
+  m.counter("ikelb_sync_records_sent_total",
+            "Affinity records sent to the peers (each record once, whatever the peer count).", {},
+            double(st.records_sent));
+  m.counter("ikelb_sync_records_received_total",
+            "Affinity records received in datagrams that passed every check.", {},
+            double(st.records_received));
+  m.counter("ikelb_sync_records_merged_total",
+            "Received affinity records written into this node's affinity table.", {},
+            double(st.merged));
+  m.counter("ikelb_sync_records_kept_local_total",
+            "Received affinity records ignored because this node's entry was as fresh or fresher.",
+            {}, double(st.kept_local));
+  m.counter("ikelb_sync_spi_owners_merged_total",
+            "Received learned SPI owners written into this node's spi_owners map (only where the "
+            "SPI had no owner; included in ikelb_sync_records_merged_total).",
+            {}, double(st.spi_merged));
+  for (const char* reason :
+       {"queue_full", "unknown_target", "not_serving", "unnamed", "store_error"}) {
+    auto it = st.dropped.find(reason);
+    m.counter("ikelb_sync_records_dropped_total",
+              "Affinity records not sent or not merged: queue_full (oldest dropped from the send "
+              "queue), unknown_target (no such virtual server or backend here), not_serving (the "
+              "backend takes no traffic here), unnamed, store_error.",
+              {{"reason", reason}}, double(it == st.dropped.end() ? 0 : it->second));
+  }
+  for (const char* reason : {"unknown_peer", "bad_mac", "malformed", "own_node", "replay"}) {
+    auto it = st.refused.find(reason);
+    m.counter("ikelb_sync_datagrams_refused_total",
+              "Sync datagrams refused: unknown_peer (source not a configured peer), bad_mac "
+              "(wrong key or altered), malformed, own_node (this node's id), replay.",
+              {{"reason", reason}}, double(it == st.refused.end() ? 0 : it->second));
+  }
+  m.counter("ikelb_sync_datagrams_total", "Sync datagrams sent and received.",
+            {{"direction", "sent"}}, double(st.datagrams_sent));
+  m.counter("ikelb_sync_datagrams_total", "Sync datagrams sent and received.",
+            {{"direction", "received"}}, double(st.datagrams_received));
+  m.counter("ikelb_sync_send_errors_total",
+            "Sync datagrams that could not be sent (socket buffer full, no route).", {},
+            double(st.send_errors));
+  m.gauge("ikelb_sync_queue_records", "Affinity records waiting to be sent (rate cap).", {},
+          double(st.queue_depth));
+  m.counter("ikelb_sync_snapshots_served_total", "Full-table snapshots sent to joining peers.", {},
+            double(st.snapshots_served));
+  for (SyncSnapshot state : {SyncSnapshot::kNotNeeded, SyncSnapshot::kWaiting,
+                             SyncSnapshot::kReceived, SyncSnapshot::kTimedOut})
+    m.gauge("ikelb_sync_snapshot_state",
+            "1 for this node's snapshot state at start: not_needed (table not empty or "
+            "snapshot_on_join off), waiting (not announcing yet), received, timed_out.",
+            {{"result", std::string(to_string(state))}}, st.snapshot == state ? 1 : 0);
+}
+
 }  // namespace
 
 std::vector<MetricFamily> metric_families(const MetricsSnapshot& s) {
@@ -220,6 +273,7 @@ std::vector<MetricFamily> metric_families(const MetricsSnapshot& s) {
             {{"result", "rejected"}}, double(s.reloads_rejected));
   m.gauge("ikelb_config_last_reload_success_timestamp_seconds",
           "Unix time of the last configuration applied.", {}, s.last_reload_success_seconds);
+  if (s.sync) sync_families(m, *s.sync);
   m.gauge("ikelb_build_info", "Version of ikelbd and id of the loaded XDP program.",
           {{"version", s.version}, {"bpf_prog_id", std::to_string(s.bpf_prog_id)}}, 1);
   return m.out;

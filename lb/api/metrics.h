@@ -20,6 +20,7 @@
 
 #include "ikelb_abi.h"
 #include "session.h"
+#include "sync.h"
 
 namespace ikelb {
 
@@ -64,6 +65,7 @@ struct MetricsSnapshot {
   bool announce_configured = false;
   std::vector<AnnounceMetrics> announce;
   uint64_t announce_errors = 0;
+  std::optional<SyncStats> sync;  // with a sync section only
 };
 
 std::vector<prometheus::MetricFamily> metric_families(const MetricsSnapshot& snapshot);

@@ -570,6 +570,15 @@ void Datapath::set_affinity(uint32_t vs_id, const IpAddress& client,
         "writing affinity entry for " + client.str());
 }
 
+bool Datapath::add_affinity(uint32_t vs_id, const IpAddress& client,
+                            const ikelb_affinity_value& value) {
+  auto key = affinity_key(vs_id, client);
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.affinity), &key, &value, BPF_NOEXIST) == 0)
+    return true;
+  if (errno == EEXIST) return false;
+  fail(errno, "adding affinity entry for " + client.str());
+}
+
 std::optional<ikelb_affinity_value> Datapath::affinity(uint32_t vs_id,
                                                        const IpAddress& client) const {
   auto key = affinity_key(vs_id, client);
@@ -651,24 +660,49 @@ uint32_t Datapath::affinity_capacity() const {
   return bpf_map__max_entries(skel_->maps.affinity);
 }
 
-bool Datapath::scan_affinity(AffinityCursor& cursor, uint32_t max,
-                             const std::function<void(const ikelb_affinity_key&,
-                                                      const ikelb_affinity_value&)>& visit) const {
-  // Hash-map batches are whole buckets; the token is the next bucket index (a u32).
-  std::vector<ikelb_affinity_key> keys(max);
-  std::vector<ikelb_affinity_value> values(max);
+namespace {
+
+// One bpf_map_lookup_batch step over a hash map. Batches are whole buckets; the token is the
+// next bucket index (a u32).
+template <typename K, typename V, typename Visit>
+bool scan_batch(int fd, Datapath::AffinityCursor& cursor, uint32_t max, const Visit& visit,
+                const char* what) {
+  std::vector<K> keys(max);
+  std::vector<V> values(max);
   cursor.token.resize(8);
   uint32_t count = max;
   std::vector<uint8_t> out(8);
-  int rc = bpf_map_lookup_batch(bpf_map__fd(skel_->maps.affinity),
-                                cursor.started ? cursor.token.data() : nullptr, out.data(),
+  int rc = bpf_map_lookup_batch(fd, cursor.started ? cursor.token.data() : nullptr, out.data(),
                                 keys.data(), values.data(), &count, nullptr);
   int err = rc < 0 ? errno : 0;
-  if (rc < 0 && err != ENOENT) fail(err, "walking the affinity map");
+  if (rc < 0 && err != ENOENT) fail(err, what);
   for (uint32_t i = 0; i < count; i++) visit(keys[i], values[i]);
   cursor.token = out;
   cursor.started = true;
   return err != ENOENT;
+}
+
+}  // namespace
+
+bool Datapath::scan_affinity(AffinityCursor& cursor, uint32_t max,
+                             const std::function<void(const ikelb_affinity_key&,
+                                                      const ikelb_affinity_value&)>& visit) const {
+  return scan_batch<ikelb_affinity_key, ikelb_affinity_value>(
+      bpf_map__fd(skel_->maps.affinity), cursor, max, visit, "walking the affinity map");
+}
+
+bool Datapath::scan_spi_owners(
+    AffinityCursor& cursor, uint32_t max,
+    const std::function<void(const ikelb_spi_owner_key&, const ikelb_spi_owner&)>& visit) const {
+  return scan_batch<ikelb_spi_owner_key, ikelb_spi_owner>(
+      bpf_map__fd(skel_->maps.spi_owners), cursor, max, visit, "walking the spi_owners map");
+}
+
+bool Datapath::add_spi_owner(const ikelb_spi_owner_key& key, const ikelb_spi_owner& owner) {
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.spi_owners), &key, &owner, BPF_NOEXIST) == 0)
+    return true;
+  if (errno == EEXIST) return false;
+  fail(errno, "adding a learned SPI owner");
 }
 
 }  // namespace ikelb

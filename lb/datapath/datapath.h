@@ -101,6 +101,9 @@ class Datapath : public MapWriter {
   // Makes local_addrs exactly `addrs` (the host's own addresses). Returns the number changed.
   size_t set_local_addresses(const std::vector<IpAddress>& addrs);
   void set_affinity(uint32_t vs_id, const IpAddress& client, const ikelb_affinity_value& value);
+  // Only if the client has no entry (the peer sync must not overwrite one the data path created
+  // meanwhile): false if it has one.
+  bool add_affinity(uint32_t vs_id, const IpAddress& client, const ikelb_affinity_value& value);
 
   // Reads; per-CPU counters are summed.
   std::array<uint64_t, IKELB_OUTCOME_MAX> outcomes() const;
@@ -124,6 +127,12 @@ class Datapath : public MapWriter {
   bool scan_affinity(AffinityCursor& cursor, uint32_t max,
                      const std::function<void(const ikelb_affinity_key&,
                                               const ikelb_affinity_value&)>& visit) const;
+  // The same over the learned SPI owners (SPI routing), and the peer sync's insert there: only if
+  // the SPI has no owner yet (false if it has one).
+  bool scan_spi_owners(
+      AffinityCursor& cursor, uint32_t max,
+      const std::function<void(const ikelb_spi_owner_key&, const ikelb_spi_owner&)>& visit) const;
+  bool add_spi_owner(const ikelb_spi_owner_key& key, const ikelb_spi_owner& owner);
 
  private:
   template <typename T>

@@ -9,6 +9,7 @@ namespace ikelb {
 AnnounceDecision decide_announce(const NodeFacts& node, const AnnounceInput& vs) {
   if (node.drained) return {false, "node drained by the operator"};
   if (!node.attached) return {false, "XDP is not attached on every configured interface"};
+  if (!node.held.empty()) return {false, node.held};
   if (!vs.programmed) return {false, "no table in the data path yet"};
   const std::string counted = std::to_string(vs.in_table) + " backends in the table (at least " +
                               std::to_string(vs.min_healthy_backends) + " needed)";

@@ -3,7 +3,8 @@
 // A node announces a virtual server (enables its bird protocol) only while it can serve it:
 // XDP attached on every configured interface, the virtual server's table written, at least
 // `min_healthy_backends` backends in the table (active: able to take new clients), and the node
-// not drained by the operator. Otherwise it withdraws (disables the protocol). A crash or
+// not drained by the operator, and not held (a joining node waiting for the peer sync's snapshot
+// of the affinity table, sync.h). Otherwise it withdraws (disables the protocol). A crash or
 // `kill -9` of ikelbd changes nothing in bird: forwarding continues, so the announcement stays.
 //
 // Every round reads the protocol's state from bird first and acts only on a difference, so a
@@ -24,6 +25,7 @@ namespace ikelb {
 struct NodeFacts {
   bool attached = false;  // XDP on every configured interface
   bool drained = false;   // `ikelbctl node drain`
+  std::string held;       // why the node must not announce yet, e.g. waiting for the sync snapshot
 };
 
 struct AnnounceInput {

@@ -53,6 +53,34 @@ std::vector<uint8_t> affinity_body(const SyncAffinity& r) {
   return b;
 }
 
+std::vector<uint8_t> spi_owner_body(const SyncSpiOwner& r) {
+  if (r.vs.size() > 255 || r.backend.size() > 255)
+    throw std::invalid_argument("sync: a name longer than 255 bytes cannot be encoded");
+  if (r.kind != IKELB_SPI_IKE && r.kind != IKELB_SPI_ESP)
+    throw std::invalid_argument("sync: SPI kind " + std::to_string(r.kind) + " is not IKE or ESP");
+  std::vector<uint8_t> b;
+  b.push_back(r.kind);
+  put64(b, r.spi);
+  put32(b, r.age_ms);
+  b.push_back(uint8_t(r.vs.size()));
+  b.insert(b.end(), r.vs.begin(), r.vs.end());
+  b.push_back(uint8_t(r.backend.size()));
+  b.insert(b.end(), r.backend.begin(), r.backend.end());
+  return b;
+}
+
+// The two names that end a record body at `p`; "" or why not.
+std::string read_names(std::span<const uint8_t> body, size_t p, std::string& vs,
+                       std::string& backend) {
+  const size_t len = body.size();
+  for (std::string* name : {&vs, &backend}) {
+    if (p >= len || p + 1 + body[p] > len) return "truncated name";
+    name->assign(reinterpret_cast<const char*>(body.data() + p + 1), body[p]);
+    p += 1 + body[p];
+  }
+  return p == len ? "" : "trailing bytes in a record";
+}
+
 std::vector<uint8_t> header_bytes(const SyncHeader& h, uint64_t seq, uint16_t count) {
   std::vector<uint8_t> b(kMagic, kMagic + 4);
   b.push_back(kSyncVersion);
@@ -77,11 +105,18 @@ std::vector<uint8_t> seal(std::vector<uint8_t> body, std::span<const uint8_t> ke
 std::vector<std::vector<uint8_t>> encode_sync(const SyncHeader& header,
                                               const std::vector<SyncAffinity>& records,
                                               std::span<const uint8_t> key, size_t max_bytes) {
+  return encode_sync(header, records, {}, key, max_bytes);
+}
+
+std::vector<std::vector<uint8_t>> encode_sync(const SyncHeader& header,
+                                              const std::vector<SyncAffinity>& records,
+                                              const std::vector<SyncSpiOwner>& spi_owners,
+                                              std::span<const uint8_t> key, size_t max_bytes) {
   if (max_bytes < kSyncHeaderBytes + kSyncMacBytes + 3 + 17 + 4 + 2 + 2 * 255)
     throw std::invalid_argument("sync: datagram limit too small for one record");
   std::vector<std::vector<uint8_t>> out;
   uint64_t seq = header.seq;
-  if (header.type != kSyncRecords || records.empty()) {
+  if (header.type != kSyncRecords || (records.empty() && spi_owners.empty())) {
     out.push_back(seal(header_bytes(header, seq, 0), key));
     return out;
   }
@@ -94,16 +129,17 @@ std::vector<std::vector<uint8_t>> encode_sync(const SyncHeader& header,
     recs.clear();
     count = 0;
   };
-  for (const SyncAffinity& r : records) {
-    std::vector<uint8_t> body = affinity_body(r);
+  auto add = [&](uint8_t type, const std::vector<uint8_t>& body) {
     if (kSyncHeaderBytes + recs.size() + 3 + body.size() + kSyncMacBytes > max_bytes ||
         count == 0xFFFF)
       flush();
-    recs.push_back(kSyncRecordAffinity);
+    recs.push_back(type);
     put16(recs, static_cast<uint16_t>(body.size()));
     recs.insert(recs.end(), body.begin(), body.end());
     count++;
-  }
+  };
+  for (const SyncAffinity& r : records) add(kSyncRecordAffinity, affinity_body(r));
+  for (const SyncSpiOwner& r : spi_owners) add(kSyncRecordSpiOwner, spi_owner_body(r));
   flush();
   return out;
 }
@@ -129,7 +165,8 @@ std::variant<SyncMessage, std::string> decode_sync(std::span<const uint8_t> d,
   m.header.seq = get(d, 12, 8);
   m.header.sent_ms = get(d, 20, 8);
   const size_t count = get(d, 28, 2);
-  if (m.header.type != kSyncRecords && m.header.type != kSyncSnapshotRequest)
+  if (m.header.type != kSyncRecords && m.header.type != kSyncSnapshotRequest &&
+      m.header.type != kSyncSnapshotEnd)
     return "unknown message type " + std::to_string(m.header.type);
   size_t at = kSyncHeaderBytes;
   for (size_t i = 0; i < count; i++) {
@@ -140,6 +177,18 @@ std::variant<SyncMessage, std::string> decode_sync(std::span<const uint8_t> d,
     if (at + len > signed_bytes) return std::string("truncated record");
     auto body = d.subspan(at, len);
     at += len;
+    if (type == kSyncRecordSpiOwner) {
+      if (len < 1 + 8 + 4 + 2) return std::string("SPI owner record too short");
+      SyncSpiOwner r;
+      r.kind = body[0];
+      if (r.kind != IKELB_SPI_IKE && r.kind != IKELB_SPI_ESP)
+        return "bad SPI kind " + std::to_string(r.kind);
+      r.spi = get(body, 1, 8);
+      r.age_ms = static_cast<uint32_t>(get(body, 9, 4));
+      if (std::string why = read_names(body, 13, r.vs, r.backend); !why.empty()) return why;
+      m.spi_owners.push_back(std::move(r));
+      continue;
+    }
     if (type != kSyncRecordAffinity) {
       m.unknown_records++;
       continue;
@@ -150,13 +199,7 @@ std::variant<SyncMessage, std::string> decode_sync(std::span<const uint8_t> d,
     r.client.family = body[0] == 6 ? IKELB_AF_INET6 : IKELB_AF_INET;
     std::memcpy(&r.client.addr, body.data() + 1, 16);
     r.age_ms = static_cast<uint32_t>(get(body, 17, 4));
-    size_t p = 21;
-    for (std::string* name : {&r.vs, &r.backend}) {
-      if (p >= len || p + 1 + body[p] > len) return std::string("truncated name");
-      name->assign(reinterpret_cast<const char*>(body.data() + p + 1), body[p]);
-      p += 1 + body[p];
-    }
-    if (p != len) return std::string("trailing bytes in an affinity record");
+    if (std::string why = read_names(body, 21, r.vs, r.backend); !why.empty()) return why;
     m.affinity.push_back(std::move(r));
   }
   if (at != signed_bytes) return std::string("bytes after the last record");

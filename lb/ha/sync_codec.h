@@ -1,6 +1,6 @@
 // Peer sync between ikelb nodes (docs/high-availability.md): the wire format, its
 // authentication, replay protection and the rule for merging a peer's affinity entry. Pure
-// functions, unit-tested; the agent's sender and receiver are not written yet.
+// functions, unit-tested; the agent's sender and receiver are in sync.h.
 //
 // Why: after the backend set changed, a client pinned on node A to its old gateway would be
 // placed by the new table on node B if it lands there (a node failure reshuffles the router's
@@ -18,9 +18,13 @@
 //     age (u32, ms since the entry was last seen on the sender: no clock sync needed), virtual
 //     server name (u8 length + bytes), backend name (u8 length + bytes). Names, not ids: ids
 //     are node-local.
+//     Type 2, learned SPI owner (SPI routing): kind (u8: 1 IKE, 2 ESP, as enum ikelb_spi_kind),
+//     SPI (u64: the gateway's IKE SPI as its 8 wire bytes, or an ESP SPI in the low 4), age
+//     (u32, ms), virtual server name, backend name (as in type 1).
 //   trailer: HMAC-SHA256 (OpenSSL) over everything before it, with the shared key; a forged
 //     entry would redirect a client, so nothing unauthenticated is ever parsed past the header.
-// Message types: 1 records, 2 snapshot request (no records: "send me your whole table").
+// Message types: 1 records, 2 snapshot request (no records: "send me your whole table"), 3
+// snapshot end (no records: "that was my whole table", sent to the requester after the records).
 #pragma once
 
 #include <cstdint>
@@ -38,7 +42,9 @@ namespace ikelb {
 inline constexpr uint8_t kSyncVersion = 1;
 inline constexpr uint8_t kSyncRecords = 1;
 inline constexpr uint8_t kSyncSnapshotRequest = 2;
+inline constexpr uint8_t kSyncSnapshotEnd = 3;
 inline constexpr uint8_t kSyncRecordAffinity = 1;
+inline constexpr uint8_t kSyncRecordSpiOwner = 2;
 inline constexpr size_t kSyncHeaderBytes = 32;
 inline constexpr size_t kSyncMacBytes = 32;
 inline constexpr size_t kSyncMaxDatagram = 1400;  // below any path MTU between the nodes
@@ -48,6 +54,14 @@ struct SyncAffinity {
   IpAddress client;
   uint32_t age_ms = 0;
   friend bool operator==(const SyncAffinity&, const SyncAffinity&) = default;
+};
+
+struct SyncSpiOwner {
+  std::string vs, backend;
+  uint8_t kind = 0;  // IKELB_SPI_IKE or IKELB_SPI_ESP
+  uint64_t spi = 0;
+  uint32_t age_ms = 0;
+  friend bool operator==(const SyncSpiOwner&, const SyncSpiOwner&) = default;
 };
 
 struct SyncHeader {
@@ -60,14 +74,22 @@ struct SyncHeader {
 struct SyncMessage {
   SyncHeader header;
   std::vector<SyncAffinity> affinity;
+  std::vector<SyncSpiOwner> spi_owners;
   size_t unknown_records = 0;  // skipped record types
 };
 
 // Datagrams of at most `max_bytes` each carrying the records in order; the first gets
-// header.seq, the next seq + 1, ... A snapshot request is one datagram without records.
+// header.seq, the next seq + 1, ... A snapshot request or end is one datagram without records.
 // Throws std::invalid_argument for a record that cannot be encoded (a name over 255 bytes).
 std::vector<std::vector<uint8_t>> encode_sync(const SyncHeader& header,
                                               const std::vector<SyncAffinity>& records,
+                                              std::span<const uint8_t> key,
+                                              size_t max_bytes = kSyncMaxDatagram);
+// The same with learned SPI owners after the affinity records (a kind other than IKE or ESP
+// throws std::invalid_argument too).
+std::vector<std::vector<uint8_t>> encode_sync(const SyncHeader& header,
+                                              const std::vector<SyncAffinity>& records,
+                                              const std::vector<SyncSpiOwner>& spi_owners,
                                               std::span<const uint8_t> key,
                                               size_t max_bytes = kSyncMaxDatagram);
 

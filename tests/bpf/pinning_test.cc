@@ -66,6 +66,26 @@ TEST(Pinning, RestartAdoptsMapsAndLinkThenTeardownRemovesThem) {
     auto a = dp.affinity(3, client);
     ASSERT_TRUE(a);
     EXPECT_EQ(a->backend_id, 42u);
+    // The peer sync's insert never replaces an entry (the data path may have created one).
+    EXPECT_FALSE(dp.add_affinity(3, client, {.backend_id = 7, .flags = 0, .last_seen_ns = 2}));
+    EXPECT_EQ(dp.affinity(3, client)->backend_id, 42u);
+    const IpAddress other = IpAddress::must_parse("100.64.0.8");
+    EXPECT_TRUE(dp.add_affinity(3, other, {.backend_id = 7, .flags = 0, .last_seen_ns = 2}));
+    EXPECT_EQ(dp.affinity(3, other)->backend_id, 7u);
+    ikelb_spi_owner_key spi{};
+    spi.spi = 0xc0000001u;
+    spi.vs_id = 3;
+    spi.kind = IKELB_SPI_ESP;
+    EXPECT_TRUE(dp.add_spi_owner(spi, {.backend_id = 5, .pad = 0, .last_seen_ns = 1}));
+    EXPECT_FALSE(dp.add_spi_owner(spi, {.backend_id = 6, .pad = 0, .last_seen_ns = 2}));
+    Datapath::AffinityCursor cursor;
+    std::vector<uint32_t> owners;
+    while (
+        dp.scan_spi_owners(cursor, 64, [&](const ikelb_spi_owner_key& k, const ikelb_spi_owner& v) {
+          if (k.spi == spi.spi && k.vs_id == 3) owners.push_back(v.backend_id);
+        })) {
+    }
+    EXPECT_EQ(owners, std::vector<uint32_t>{5});
     std::string what = dp.attach("gw0", false);
     EXPECT_TRUE(what.starts_with("adopted the XDP link on gw0")) << what;
     EXPECT_NE(xdp_prog_id("gw0"), 0u);

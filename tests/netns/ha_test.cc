@@ -263,6 +263,14 @@ class HaTest : public NetnsFixture {
            {"maglev_table_size", kTableSize},
            {"health_check", {{"mode", "none"}}},
            {"backends", backends}}}}};
+    if (sync_) {
+      nlohmann::json peers = nlohmann::json::array();
+      for (auto& [k, other] : nodes_)
+        if (k != n.k) peers.push_back("10.0.0." + std::to_string(k) + ":7946");
+      config["sync"] = {{"node_id", n.k},     {"listen", "10.0.0." + std::to_string(n.k) + ":7946"},
+                        {"peers", peers},     {"key_file", dir_ + "/sync.key"},
+                        {"interval_ms", 250}, {"snapshot_on_join", snapshot_on_join_}};
+    }
     std::string tmp = n.config + ".tmp";
     std::ofstream(tmp) << config.dump(2) << "\n";
     std::filesystem::rename(tmp, n.config);
@@ -450,8 +458,90 @@ class HaTest : public NetnsFixture {
     std::printf("[ha] both nodes announced and in the router's ECMP route after %.0f ms\n", ms);
   }
 
+  // ---- peer sync (sync section, docs/high-availability.md) ----
+
+  void enable_sync(bool snapshot_on_join = true) {
+    sync_ = true;
+    snapshot_on_join_ = snapshot_on_join;
+    std::ofstream key(dir_ + "/sync.key", std::ios::binary);
+    std::ifstream random("/dev/urandom", std::ios::binary);
+    char bytes[32];
+    random.read(bytes, sizeof bytes);
+    key.write(bytes, sizeof bytes);
+  }
+
+  // One gateway per client address, from the gateways' logs for `prefix`; a client seen on two
+  // gateways is reported as 0.
+  std::map<std::string, int> gateway_of(const std::string& prefix) {
+    std::map<std::string, int> out;
+    for (const auto& [addr, gws] : gateways_seen(prefix))
+      out[addr] = gws.size() == 1 ? *gws.begin() : 0;
+    return out;
+  }
+
+  bool bird_up(const Node& n) {
+    RunResult r = run({"birdc", "-s", n.bird_ctl, "show", "protocols", "vip_vpn"}, 2s);
+    return r.output.find(" up ") != std::string::npos;
+  }
+
+  // Clients pinned on both nodes, then a gateway added on every node (the table changes for about
+  // a third of the clients), then lb2 fails (both links down; the gateways return through lb1).
+  // Returns how many clients reached another gateway after the failure than before it.
+  int clients_moved_by_a_node_failure_after_a_gateway_was_added() {
+    start_all();
+    auto first = parse_send(must(send_argv("pin", 1, 0), 60s));
+    if (first.size() != size_t(kClients)) throw std::runtime_error("not every client sent");
+    if (sync_) {
+      const auto t0 = Clock::now();
+      wait_for("every client in both nodes' affinity tables", 10s, [&] {
+        return affinity(nodes_[1]).size() == size_t(kClients) &&
+               affinity(nodes_[2]).size() == size_t(kClients);
+      });
+      std::printf("[ha] sync: every client in both tables %.0f ms after the first datagrams\n",
+                  std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    } else {
+      std::this_thread::sleep_for(1s);
+    }
+    add_gw(3);
+    for (auto& [k, n] : nodes_) {
+      write_node_config(n);
+      RunResult r = nctl(n, {"reload"});
+      if (r.exit_code != 0)
+        throw std::runtime_error("reload lb" + std::to_string(k) + ": " + r.output);
+    }
+    parse_send(must(send_argv("before", 2, 50), 60s));
+    const auto before = gateway_of("before");
+
+    for (const char* link : {"u0", "g"}) must({"ip", "-n", ns("lb2"), "link", "set", link, "down"});
+    for (int i : gateways_)
+      must({"ip", "-n", ns("gw" + std::to_string(i)), "route", "replace", "default", "via",
+            "10.0.0.1"});
+    const double ms = wait_nexthops({1}, 10s);
+    std::printf("[ha] lb2 failed: out of the router's route after %.0f ms\n", ms);
+    auto after_result = parse_send(must(send_argv("after", 2, 50), 60s));
+    const auto after = gateway_of("after");
+    int moved = 0, lost = 0, to_gw3 = 0;
+    for (const auto& [addr, s] : after_result) lost += s.sent - s.replied;
+    for (const auto& [addr, gw] : before) {
+      auto it = after.find(addr);
+      if (gw == 0 || it == after.end() || it->second != gw) {
+        moved++;
+        if (it != after.end() && it->second == 3) to_gw3++;
+      }
+    }
+    std::printf(
+        "[ha] sync %s: gateway gw3 added, then lb2 failed: %d of %zu clients changed "
+        "gateway (%d to gw3), %d datagrams unanswered\n",
+        sync_ ? "on" : "off", moved, before.size(), to_gw3, lost);
+    EXPECT_EQ(before.size(), size_t(kClients));
+    EXPECT_EQ(after.size(), size_t(kClients));
+    EXPECT_EQ(lost, 0);
+    return moved;
+  }
+
   std::map<int, Node> nodes_;
   std::string frr_dir_;
+  bool sync_ = false, snapshot_on_join_ = true;
 };
 
 // Both nodes announce once ready; the router spreads clients over both by ECMP; every client
@@ -631,6 +721,85 @@ TEST_F(HaTest, BfdDetectsAHungNodeInWellUnderASecond) {
   const double down_ms = wait_nexthops({}, 10s);
   std::printf("[ha] link down: out of the router's route after %.0f ms\n", down_ms);
   EXPECT_LT(down_ms, 1000);
+}
+
+// Issue 14, 4.5: a gateway added on all nodes, then an ikelb node fails. With the peer sync, the
+// surviving node knows every client the failed one had pinned: nobody changes gateway.
+TEST_F(HaTest, SyncKeepsEveryClientOnItsGatewayWhenANodeFailsAfterAGatewayWasAdded) {
+  enable_sync();
+  const int moved = clients_moved_by_a_node_failure_after_a_gateway_was_added();
+  EXPECT_EQ(moved, 0);
+  const nlohmann::json st = nctl_json(nodes_[1], {"status"})["sync"];
+  std::printf("[ha] lb1 sync: %s\n", st.dump().c_str());
+  EXPECT_GT(st["merged"].get<int>(), 0);
+  EXPECT_EQ(st["refused"].size(), 0u) << st.dump();
+}
+
+// The negative control: without the sync, the surviving node places the failed node's clients by
+// the new table, and those the new gateway takes change gateway (the reason sync exists).
+TEST_F(HaTest, WithoutSyncSomeClientsChangeGatewayWhenANodeFailsAfterAGatewayWasAdded) {
+  const int moved = clients_moved_by_a_node_failure_after_a_gateway_was_added();
+  EXPECT_GT(moved, 0);
+}
+
+// Issue 14, 4.6: a node that rejoins with an empty affinity table (teardown, then a fresh agent)
+// asks its peer for a snapshot and announces only once the snapshot has ended: every client is in
+// its table when bird first reports the VIP's protocol up.
+TEST_F(HaTest, ARejoiningNodeReceivesTheSnapshotBeforeItAnnounces) {
+  enable_sync();
+  start_all();
+  parse_send(must(send_argv("pin", 1, 0), 60s));
+  Node& n2 = nodes_[2];
+  wait_for("every client in lb2's table", 10s,
+           [&] { return affinity(n2).size() == size_t(kClients); });
+  ASSERT_EQ(nctl(n2, {"teardown"}).exit_code, 0);
+  ASSERT_TRUE(wait_exit(n2.agent, 5000ms));
+  forget(n2.agent);
+  n2.agent = -1;
+  wait_nexthops({1}, 10s);
+  ASSERT_FALSE(bird_up(n2));
+
+  const auto t0 = Clock::now();
+  start_node_agent(n2);
+  wait_for("lb2's announcement", 10s, [&] { return bird_up(n2); });
+  const double up_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  const size_t entries = affinity(n2).size();
+  const nlohmann::json st = nctl_json(n2, {"status"})["sync"];
+  std::printf(
+      "[ha] rejoin: bird up %.0f ms after the agent started; %zu of %d clients in lb2's "
+      "table then; snapshot %s after %s ms with %s records\n",
+      up_ms, entries, kClients, st["snapshot"].get<std::string>().c_str(),
+      st["snapshot_ms"].dump().c_str(), st["snapshot_records"].dump().c_str());
+  EXPECT_EQ(entries, size_t(kClients));
+  EXPECT_EQ(st["snapshot"], "received");
+  const std::string log = read_file(n2.log);
+  const size_t snap = log.find("sync: snapshot received"), ann = log.find("announce vpn (bird");
+  ASSERT_NE(snap, std::string::npos) << tail(log, 2000);
+  ASSERT_NE(ann, std::string::npos) << tail(log, 2000);
+  EXPECT_LT(snap, ann) << "announced before the snapshot ended";
+  wait_nexthops({1, 2}, 10s);
+}
+
+// The negative control: without snapshot_on_join the rejoining node announces with an empty
+// table (nothing refreshes the idle clients' entries).
+TEST_F(HaTest, WithoutSnapshotOnJoinARejoiningNodeAnnouncesWithAnEmptyTable) {
+  enable_sync(false);
+  start_all();
+  parse_send(must(send_argv("pin", 1, 0), 60s));
+  Node& n2 = nodes_[2];
+  wait_for("every client in lb2's table", 10s,
+           [&] { return affinity(n2).size() == size_t(kClients); });
+  ASSERT_EQ(nctl(n2, {"teardown"}).exit_code, 0);
+  ASSERT_TRUE(wait_exit(n2.agent, 5000ms));
+  forget(n2.agent);
+  n2.agent = -1;
+  wait_nexthops({1}, 10s);
+  start_node_agent(n2);
+  wait_for("lb2's announcement", 10s, [&] { return bird_up(n2); });
+  const size_t entries = affinity(n2).size();
+  std::printf("[ha] rejoin without snapshot: %zu of %d clients in lb2's table when it announced\n",
+              entries, kClients);
+  EXPECT_EQ(entries, 0u);
 }
 
 }  // namespace

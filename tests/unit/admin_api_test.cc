@@ -159,5 +159,29 @@ TEST(CtlFormat, TablesAreAligned) {
       << out;
 }
 
+TEST(CtlFormat, SyncLines) {
+  nlohmann::json y = {{"node_id", 1},
+                      {"listen", "10.255.1.2:7946"},
+                      {"peers", {"10.255.2.2:7946"}},
+                      {"snapshot", "received"},
+                      {"snapshot_ms", 412},
+                      {"snapshot_records", 60},
+                      {"records_sent", 5},
+                      {"records_received", 60},
+                      {"merged", 58},
+                      {"kept_local", 2},
+                      {"dropped", {{"queue_full", 3}}},
+                      {"refused", nlohmann::json::object()},
+                      {"datagrams_sent", 2},
+                      {"datagrams_received", 3},
+                      {"send_errors", 0},
+                      {"queue", 0}};
+  EXPECT_EQ(format_sync(y),
+            "sync: node 1 on 10.255.1.2:7946, 1 peers, snapshot received after 412 ms, 60 records\n"
+            "sync: records sent 5, received 60, merged 58, kept local 2, dropped 3 (queue_full 3), "
+            "queue 0\n"
+            "sync: datagrams sent 2, received 3, refused 0, send errors 0\n");
+}
+
 }  // namespace
 }  // namespace ikelb

@@ -76,7 +76,7 @@ TEST(BirdReply, ContinuationLinesErrorsAndGarbage) {
 // ---- the decision
 
 TEST(DecideAnnounce, EveryConditionAndItsCause) {
-  NodeFacts ok{.attached = true, .drained = false};
+  NodeFacts ok{.attached = true, .drained = false, .held = ""};
   AnnounceInput vs{.vs = "vpn",
                    .protocol = "vip_vpn",
                    .min_healthy_backends = 2,
@@ -91,10 +91,14 @@ TEST(DecideAnnounce, EveryConditionAndItsCause) {
   vs.programmed = false;
   EXPECT_FALSE(decide_announce(ok, vs).announce);
   vs.programmed = true;
-  EXPECT_FALSE(decide_announce({.attached = false}, vs).announce);
-  NodeFacts drained{.attached = true, .drained = true};
+  EXPECT_FALSE(decide_announce({.attached = false, .drained = false, .held = ""}, vs).announce);
+  NodeFacts drained{.attached = true, .drained = true, .held = ""};
   EXPECT_FALSE(decide_announce(drained, vs).announce);
   EXPECT_EQ(decide_announce(drained, vs).cause, "node drained by the operator");
+  NodeFacts held{.attached = true, .drained = false, .held = "waiting for the sync snapshot"};
+  EXPECT_FALSE(decide_announce(held, vs).announce);
+  EXPECT_EQ(decide_announce(held, vs).cause, "waiting for the sync snapshot");
+  EXPECT_EQ(not_ready_cause(held, {vs}), "vpn: waiting for the sync snapshot");
 }
 
 // ---- reconcile against a fake bird
@@ -120,7 +124,7 @@ struct FakeBird : BirdControl {
 struct AnnouncerTest : ::testing::Test {
   FakeBird bird;
   Announcer a{bird};
-  NodeFacts node{.attached = true};
+  NodeFacts node{.attached = true, .drained = false, .held = ""};
   std::vector<AnnounceInput> inputs{
       {.vs = "vpn", .protocol = "vip_vpn", .programmed = true, .in_table = 3},
       {.vs = "vpn6", .protocol = "vip_vpn6", .programmed = true, .in_table = 0}};

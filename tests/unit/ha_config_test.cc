@@ -118,5 +118,102 @@ TEST(AnnounceConfig, ShippedExampleMatchesTheBirdExample) {
   EXPECT_EQ(r.config->announce->bird_socket, "/run/bird/bird.ctl");  // Debian's bird2 default
 }
 
+// ---- sync
+
+constexpr const char* kSync =
+    R"("sync": {"node_id": 1, "listen": "10.255.1.2:7946", "peers": ["10.255.2.2:7946"],
+                "key_file": "/etc/ikelb/sync.key")";
+
+TEST(SyncConfig, AbsentByDefaultThenDefaults) {
+  ConfigResult r = parse_config(doc(""));
+  ASSERT_TRUE(r.config);
+  EXPECT_FALSE(r.config->sync);
+  r = parse_config(doc(std::string(kSync) + "}"));
+  ASSERT_TRUE(r.config) << r.errors.at(0).str();
+  const SyncConfig& s = *r.config->sync;
+  EXPECT_EQ(s.node_id, 1u);
+  EXPECT_EQ(s.listen, "10.255.1.2:7946");
+  EXPECT_EQ(s.peers, std::vector<std::string>{"10.255.2.2:7946"});
+  EXPECT_EQ(s.key_file, "/etc/ikelb/sync.key");
+  EXPECT_EQ(s.interval_ms, 1000u);
+  EXPECT_EQ(s.max_records_per_second, 50000u);
+  EXPECT_EQ(s.queue_records, 100000u);
+  EXPECT_TRUE(s.snapshot_on_join);
+  EXPECT_EQ(s.snapshot_timeout_ms, 3000u);
+}
+
+TEST(SyncConfig, EveryField) {
+  ConfigResult r = parse_config(doc(R"("sync": {"node_id": 4294967295, "listen": "[fd00::1]:99",
+      "peers": ["[fd00::2]:99", "[fd00::1]:100", "10.0.0.3:99"], "key_file": "/k",
+      "interval_ms": 200, "max_records_per_second": 10, "queue_records": 5,
+      "snapshot_on_join": false, "snapshot_timeout_ms": 0})"));
+  ASSERT_TRUE(r.config) << r.errors.at(0).str();
+  const SyncConfig& s = *r.config->sync;
+  EXPECT_EQ(s.node_id, 4294967295u);
+  EXPECT_EQ(s.peers.size(), 3u);
+  EXPECT_EQ(s.interval_ms, 200u);
+  EXPECT_EQ(s.max_records_per_second, 10u);
+  EXPECT_EQ(s.queue_records, 5u);
+  EXPECT_FALSE(s.snapshot_on_join);
+  EXPECT_EQ(s.snapshot_timeout_ms, 0u);
+}
+
+TEST(SyncConfig, RefusalsNameThePath) {
+  EXPECT_EQ(
+      errors(R"("sync": {})"),
+      (std::vector<std::string>{
+          "/sync: missing required key \"node_id\"", "/sync: missing required key \"listen\"",
+          "/sync: missing required key \"peers\"", "/sync: missing required key \"key_file\""}));
+  EXPECT_EQ(errors(R"("sync": {"node_id": 0, "listen": "10.0.0.1", "peers": [],
+      "key_file": "k", "interval_ms": 5, "snapshot_on_join": 1, "extra": 1})"),
+            (std::vector<std::string>{
+                "/sync/node_id: must be between 1 and 4294967295, got 0",
+                "/sync/listen: \"10.0.0.1\" is not \"address:port\" (IPv4 \"127.0.0.1:9712\" or "
+                "IPv6 \"[::1]:9712\")",
+                "/sync/peers: must list at least one peer",
+                "/sync/key_file: must be an absolute path, got \"k\"",
+                "/sync/interval_ms: must be between 10 and 60000, got 5",
+                "/sync/snapshot_on_join: expected a boolean, got number",
+                "/sync/extra: unknown key \"extra\""}));
+  EXPECT_EQ(errors(R"("sync": {"node_id": 1, "listen": "10.0.0.1:7946", "key_file": "/k",
+      "peers": ["10.0.0.1:7946", "10.0.0.2:7946", "10.0.0.2:7946", "10.0.0.3:0", "x"]})"),
+            (std::vector<std::string>{
+                "/sync/peers/0: \"10.0.0.1:7946\" is this node's own sync.listen",
+                "/sync/peers/2: \"10.0.0.2:7946\" is listed twice",
+                "/sync/peers/3: port in \"10.0.0.3:0\" must be between 1 and 65535",
+                "/sync/peers/4: \"x\" is not \"address:port\" (IPv4 \"127.0.0.1:9712\" or IPv6 "
+                "\"[::1]:9712\")"}));
+  std::string many;
+  for (int i = 0; i < 65; i++)
+    many += std::string(i ? "," : "") + "\"10.1.0." + std::to_string(i) + ":1\"";
+  std::vector<std::string> e = errors(R"("sync": {"node_id": 1, "listen": "10.0.0.1:7946",
+      "key_file": "/k", "peers": [)" + many +
+                                      "]}");
+  EXPECT_EQ(e, std::vector<std::string>{"/sync/peers: at most 64 peers, got 65"});
+}
+
+TEST(SyncConfig, KeyFileNeedsThirtyTwoBytes) {
+  const std::string path = ::testing::TempDir() + "/ikelb-sync-key";
+  SyncConfig s;
+  s.key_file = path + ".missing";
+  auto r = read_sync_key(s);
+  ASSERT_TRUE(std::holds_alternative<ConfigError>(r));
+  EXPECT_EQ(std::get<ConfigError>(r).str(),
+            "/sync/key_file: cannot read " + s.key_file + ": No such file or directory");
+  std::ofstream(path, std::ios::binary) << std::string(31, 'k');
+  s.key_file = path;
+  r = read_sync_key(s);
+  ASSERT_TRUE(std::holds_alternative<ConfigError>(r));
+  EXPECT_NE(
+      std::get<ConfigError>(r).str().find(path + " holds 31 bytes; the shared key must be at least "
+                                                 "32 bytes"),
+      std::string::npos)
+      << std::get<ConfigError>(r).str();
+  std::ofstream(path, std::ios::binary) << std::string(32, '\0');
+  r = read_sync_key(s);
+  ASSERT_TRUE(std::holds_alternative<std::vector<uint8_t>>(r));
+  EXPECT_EQ(std::get<std::vector<uint8_t>>(r), std::vector<uint8_t>(32, 0));
+}
+
 }  // namespace
 }  // namespace ikelb

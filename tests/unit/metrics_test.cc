@@ -163,6 +163,36 @@ TEST(Metrics, SpiRoutingDecisionsEventsAndOwnerTable) {
   EXPECT_EQ(render(sample()).find("ikelb_spi_owner_entries"), std::string::npos);
 }
 
+TEST(Metrics, PeerSyncOnlyWithASyncSection) {
+  MetricsSnapshot s = sample();
+  EXPECT_EQ(render(s).find("ikelb_sync_"), std::string::npos);
+  SyncStats st;
+  st.records_sent = 120;
+  st.records_received = 60;
+  st.merged = 58;
+  st.kept_local = 2;
+  st.dropped["queue_full"] = 3;
+  st.refused["bad_mac"] = 1;
+  st.datagrams_sent = 4;
+  st.queue_depth = 7;
+  st.snapshot = SyncSnapshot::kReceived;
+  s.sync = st;
+  const std::string t = render(s);
+  expect_line(t, "ikelb_sync_records_sent_total 120");
+  expect_line(t, "ikelb_sync_records_received_total 60");
+  expect_line(t, "ikelb_sync_records_merged_total 58");
+  expect_line(t, "ikelb_sync_records_kept_local_total 2");
+  expect_line(t, "ikelb_sync_spi_owners_merged_total 0");
+  expect_line(t, "ikelb_sync_records_dropped_total{reason=\"queue_full\"} 3");
+  expect_line(t, "ikelb_sync_records_dropped_total{reason=\"not_serving\"} 0");
+  expect_line(t, "ikelb_sync_datagrams_refused_total{reason=\"bad_mac\"} 1");
+  expect_line(t, "ikelb_sync_datagrams_refused_total{reason=\"replay\"} 0");
+  expect_line(t, "ikelb_sync_datagrams_total{direction=\"sent\"} 4");
+  expect_line(t, "ikelb_sync_queue_records 7");
+  expect_line(t, "ikelb_sync_snapshot_state{result=\"received\"} 1");
+  expect_line(t, "ikelb_sync_snapshot_state{result=\"waiting\"} 0");
+}
+
 TEST(Metrics, AFailedSnapshotIsAScrapeError) {
   SnapshotCollectable c([] { return std::optional<MetricsSnapshot>(); });
   std::string t = prometheus::TextSerializer().Serialize(c.Collect());

@@ -91,6 +91,19 @@ TEST(SyncCodec, SnapshotRequestCarriesNoRecords) {
   EXPECT_TRUE(m.affinity.empty());
 }
 
+TEST(SyncCodec, SnapshotEndCarriesNoRecordsAndIsAuthenticated) {
+  auto out = encode_sync({.type = kSyncSnapshotEnd, .sender = 4, .seq = 7, .sent_ms = 11},
+                         {entry(1), entry(2)}, kKey);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].size(), kSyncHeaderBytes + kSyncMacBytes);
+  SyncMessage m = must_decode(out[0]);
+  EXPECT_EQ(m.header.type, kSyncSnapshotEnd);
+  EXPECT_EQ(m.header.sender, 4u);
+  EXPECT_EQ(m.header.seq, 7u);
+  EXPECT_TRUE(m.affinity.empty());
+  EXPECT_EQ(refusal(out[0], std::vector<uint8_t>(32, 0x5b)), "bad MAC (wrong key or altered)");
+}
+
 TEST(SyncCodec, ForgedAlteredOrMalformedDatagramsAreRefused) {
   auto d = encode_sync({.sender = 1, .seq = 1, .sent_ms = 1}, {entry(1), entry(2)}, kKey)[0];
   EXPECT_EQ(refusal(d, std::vector<uint8_t>(32, 0x5b)), "bad MAC (wrong key or altered)");
@@ -127,9 +140,61 @@ TEST(SyncCodec, ForgedAlteredOrMalformedDatagramsAreRefused) {
   EXPECT_EQ(refusal(resign(type)), "unknown message type 9");
 }
 
+SyncSpiOwner owner(int n, uint8_t kind = IKELB_SPI_IKE) {
+  SyncSpiOwner r;
+  r.vs = "vpn";
+  r.backend = "gw" + std::to_string(n % 3 + 1);
+  r.kind = kind;
+  r.spi = kind == IKELB_SPI_IKE ? 0x0102030405060708ull + uint64_t(n) : 0xc0000000u + uint32_t(n);
+  r.age_ms = 10 + uint32_t(n);
+  return r;
+}
+
+TEST(SyncCodec, SpiOwnersRideAlongAffinityRecords) {
+  const std::vector<SyncAffinity> aff = {entry(1), entry(2)};
+  std::vector<SyncSpiOwner> spi = {owner(1), owner(2, IKELB_SPI_ESP)};
+  auto out = encode_sync({.sender = 2, .seq = 5, .sent_ms = 7}, aff, spi, kKey);
+  ASSERT_EQ(out.size(), 1u);
+  SyncMessage m = must_decode(out[0]);
+  EXPECT_EQ(m.affinity, aff);
+  EXPECT_EQ(m.spi_owners, spi);
+  // Type 2 on the wire: kind, SPI, age, names.
+  const size_t at = kSyncHeaderBytes + 2 * 3 + 2 * (17 + 4 + 2 + 3 + 3);
+  EXPECT_EQ(out[0][at], kSyncRecordSpiOwner);
+  EXPECT_EQ(out[0][at + 3], IKELB_SPI_IKE);
+  EXPECT_EQ(out[0][at + 4], 0x01);
+  EXPECT_EQ(out[0][at + 11], 0x09);
+
+  // Only SPI owners; many of them are split over datagrams.
+  spi.clear();
+  for (int i = 0; i < 200; i++) spi.push_back(owner(i, i % 2 ? IKELB_SPI_ESP : IKELB_SPI_IKE));
+  out = encode_sync({.sender = 2, .seq = 5, .sent_ms = 7}, {}, spi, kKey);
+  ASSERT_GT(out.size(), 1u);
+  std::vector<SyncSpiOwner> back;
+  for (const auto& d : out) {
+    EXPECT_LE(d.size(), kSyncMaxDatagram);
+    SyncMessage part = must_decode(d);
+    back.insert(back.end(), part.spi_owners.begin(), part.spi_owners.end());
+  }
+  EXPECT_EQ(back, spi);
+
+  // A bad kind is refused both ways.
+  EXPECT_THROW(encode_sync({.sender = 2}, {}, {owner(1, 3)}, kKey), std::invalid_argument);
+  auto d = encode_sync({.sender = 2, .seq = 1, .sent_ms = 1}, {}, {owner(1)}, kKey)[0];
+  auto kind = d;
+  kind[kSyncHeaderBytes + 3] = 7;
+  EXPECT_EQ(refusal(resign(kind)), "bad SPI kind 7");
+  auto name = d;
+  name[kSyncHeaderBytes + 3 + 13] = 200;
+  EXPECT_EQ(refusal(resign(name)), "truncated name");
+  auto shortened = d;
+  shortened[kSyncHeaderBytes + 2] = 5;  // body length 5
+  EXPECT_EQ(refusal(resign(shortened)), "SPI owner record too short");
+}
+
 TEST(SyncCodec, UnknownRecordTypesAreSkippedAndCounted) {
   auto d = encode_sync({.sender = 1, .seq = 1, .sent_ms = 1}, {entry(1), entry(2)}, kKey)[0];
-  d[kSyncHeaderBytes] = 2;  // the first record becomes a type this version does not know
+  d[kSyncHeaderBytes] = 9;  // the first record becomes a type this version does not know
   SyncMessage m = must_decode(resign(d));
   EXPECT_EQ(m.unknown_records, 1u);
   ASSERT_EQ(m.affinity.size(), 1u);
