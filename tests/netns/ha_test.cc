@@ -460,6 +460,7 @@ class HaTest : public NetnsFixture {
 
   // ---- peer sync (sync section, docs/high-availability.md) ----
 
+  double rejoin_lb2_empty();
   void enable_sync(bool snapshot_on_join = true) {
     sync_ = true;
     snapshot_on_join_ = snapshot_on_join;
@@ -742,27 +743,34 @@ TEST_F(HaTest, WithoutSyncSomeClientsChangeGatewayWhenANodeFailsAfterAGatewayWas
   EXPECT_GT(moved, 0);
 }
 
+// Issue 14, 4.6: every client pinned on both nodes, then lb2 torn down (withdrawn, its pins
+// gone) and started again with an empty affinity table; returns once bird reports lb2's VIP up.
+// Time from the agent's start to the announcement, in ms.
+double HaTest::rejoin_lb2_empty() {
+  parse_send(must(send_argv("pin", 1, 0), 60s));
+  Node& n2 = nodes_[2];
+  wait_for("every client in lb2's table", 10s,
+           [&] { return affinity(n2).size() == size_t(kClients); });
+  if (nctl(n2, {"teardown"}).exit_code != 0) throw std::runtime_error("lb2: teardown failed");
+  if (!wait_exit(n2.agent, 5000ms)) throw std::runtime_error("lb2: the agent did not exit");
+  forget(n2.agent);
+  n2.agent = -1;
+  wait_nexthops({1}, 10s);
+  if (bird_up(n2)) throw std::runtime_error("lb2: still announced after its teardown");
+  const auto t0 = Clock::now();
+  start_node_agent(n2);
+  wait_for("lb2's announcement", 10s, [&] { return bird_up(n2); });
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
 // Issue 14, 4.6: a node that rejoins with an empty affinity table (teardown, then a fresh agent)
 // asks its peer for a snapshot and announces only once the snapshot has ended: every client is in
 // its table when bird first reports the VIP's protocol up.
 TEST_F(HaTest, ARejoiningNodeReceivesTheSnapshotBeforeItAnnounces) {
   enable_sync();
   start_all();
-  parse_send(must(send_argv("pin", 1, 0), 60s));
+  const double up_ms = rejoin_lb2_empty();
   Node& n2 = nodes_[2];
-  wait_for("every client in lb2's table", 10s,
-           [&] { return affinity(n2).size() == size_t(kClients); });
-  ASSERT_EQ(nctl(n2, {"teardown"}).exit_code, 0);
-  ASSERT_TRUE(wait_exit(n2.agent, 5000ms));
-  forget(n2.agent);
-  n2.agent = -1;
-  wait_nexthops({1}, 10s);
-  ASSERT_FALSE(bird_up(n2));
-
-  const auto t0 = Clock::now();
-  start_node_agent(n2);
-  wait_for("lb2's announcement", 10s, [&] { return bird_up(n2); });
-  const double up_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   const size_t entries = affinity(n2).size();
   const nlohmann::json st = nctl_json(n2, {"status"})["sync"];
   std::printf(
@@ -785,17 +793,8 @@ TEST_F(HaTest, ARejoiningNodeReceivesTheSnapshotBeforeItAnnounces) {
 TEST_F(HaTest, WithoutSnapshotOnJoinARejoiningNodeAnnouncesWithAnEmptyTable) {
   enable_sync(false);
   start_all();
-  parse_send(must(send_argv("pin", 1, 0), 60s));
+  rejoin_lb2_empty();
   Node& n2 = nodes_[2];
-  wait_for("every client in lb2's table", 10s,
-           [&] { return affinity(n2).size() == size_t(kClients); });
-  ASSERT_EQ(nctl(n2, {"teardown"}).exit_code, 0);
-  ASSERT_TRUE(wait_exit(n2.agent, 5000ms));
-  forget(n2.agent);
-  n2.agent = -1;
-  wait_nexthops({1}, 10s);
-  start_node_agent(n2);
-  wait_for("lb2's announcement", 10s, [&] { return bird_up(n2); });
   const size_t entries = affinity(n2).size();
   std::printf("[ha] rejoin without snapshot: %zu of %d clients in lb2's table when it announced\n",
               entries, kClients);
