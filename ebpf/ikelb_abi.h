@@ -103,12 +103,12 @@ enum ikelb_outcome { IKELB_OUTCOMES(IKELB_X_ENUM) IKELB_OUTCOME_MAX };
   X(MAGLEV_PROBED, "maglev_probed")       /* Maglev slot not active, a following slot used */     \
   X(REPLY_FRAGMENT_LEARNED, "reply_fragment_learned") /* first fragment of a reply */             \
   X(ICMP_TO_BACKEND, "icmp_to_backend") /* ICMP error about VIP -> client, sent to the backend */ \
-  X(ICMP_TO_CLIENT, "icmp_to_client")   /* backend's ICMP error about a client's packet */   \
-  X(SPI_LABEL, "spi_label")             /* routed by the gateway id in the gateway's SPI */     \
-  X(SPI_LEARNED, "spi_learned")         /* routed by a learned SPI owner */                     \
-  X(SPI_LABEL_DOWN, "spi_label_down")   /* SPI names a gateway that cannot take the client */   \
-  X(SPI_UNKNOWN, "spi_unknown")         /* SPI routing on, SPI neither a known id nor learned */ \
-  X(SPI_OWNER_LEARNED, "spi_owner_learned") /* a new (SPI, backend) remembered */               \
+  X(ICMP_TO_CLIENT, "icmp_to_client")   /* backend's ICMP error about a client's packet */        \
+  X(SPI_LABEL, "spi_label")             /* routed by the gateway id in the gateway's SPI */       \
+  X(SPI_LEARNED, "spi_learned")         /* routed by a learned SPI owner */                       \
+  X(SPI_LABEL_DOWN, "spi_label_down")   /* SPI names a gateway that cannot take the client */     \
+  X(SPI_UNKNOWN, "spi_unknown")         /* SPI routing on, SPI neither a known id nor learned */  \
+  X(SPI_OWNER_LEARNED, "spi_owner_learned") /* a new (SPI, backend) remembered */                 \
   X(SPI_AFFINITY_KEPT, "spi_affinity_kept") /* SPI and source's affinity entry disagree */
 
 #define IKELB_X_ENUM(name, label) IKELB_EV_##name,
