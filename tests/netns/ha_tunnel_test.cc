@@ -24,6 +24,7 @@
 // Every client pings 10.200.0.1 through its tunnel at a fixed interval; ICMP sequence numbers give
 // the datagrams lost and the longest gap (the outage) per client. swanctl --list-sas on every
 // gateway gives each client's gateway and SPIs before and after an event.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -45,6 +46,8 @@
 #include <nlohmann/json.hpp>
 
 #include "datapath.h"
+#include "ikelb_abi.h"
+#include "maglev.h"
 #include "netns_fixture.h"
 #include "process.h"
 #include "swanctl_sas.h"
@@ -640,6 +643,30 @@ class HaTunnelTest : public NetnsFixture {
                 what.c_str(), moved, clients_.size());
   }
 
+  // Issue 14, 4.1: every client's SA is on the gateway the Maglev table predicts, computed here
+  // from the config (both nodes build the same table from it; ha_test compares their
+  // fingerprints). With clients spread over both nodes, this checks each node's table.
+  void expect_predicted_gateways(const std::map<std::string, std::string>& where) {
+    size_t as_predicted = 0;
+    for (const auto& [name, c] : clients_) {
+      std::vector<MaglevBackend> list;
+      for (int i : gateways_)
+        list.push_back({"gw" + std::to_string(i) + (c.v6 ? "v6" : ""), uint32_t(i), 100});
+      const auto table = build_maglev_table(list, kTableSize);
+      ikelb_addr a{};
+      ASSERT_EQ(inet_pton(c.v6 ? AF_INET6 : AF_INET, c.address.c_str(), &a), 1) << c.address;
+      const uint32_t gw =
+          table[ikelb_client_hash(&a, c.v6 ? IKELB_AF_INET6 : IKELB_AF_INET) % kTableSize];
+      auto it = where.find(c.address);
+      ASSERT_NE(it, where.end()) << name << " (" << c.address << ") has no SA on a gateway";
+      EXPECT_TRUE(it->second.starts_with("gw" + std::to_string(gw) + " "))
+          << name << " (" << c.address << "): Maglev predicts gw" << gw << ", SA on " << it->second;
+      as_predicted += it->second.starts_with("gw" + std::to_string(gw) + " ");
+    }
+    std::printf("[ha-tunnel] %zu of %zu clients on the gateway the Maglev table predicts\n",
+                as_predicted, clients_.size());
+  }
+
   // The clients whose traffic crossed each node: the addresses in the node's affinity table.
   std::map<int, std::set<std::string>> clients_per_node() {
     std::map<int, std::set<std::string>> out;
@@ -693,6 +720,7 @@ class HaTunnelTest : public NetnsFixture {
     auto before_gw = placement();
     auto before_cl = client_spis();
     auto per_node = clients_per_node();
+    expect_predicted_gateways(before_gw);
     std::printf("[ha-tunnel] clients per node (ECMP): lb1 %s, lb2 %s\n",
                 count_text(per_node[1]).c_str(), count_text(per_node[2]).c_str());
     EXPECT_EQ(per_node[1].size() + per_node[2].size(), clients_.size()) << "a client crossed both";
