@@ -4,6 +4,7 @@
 #include <bit>
 #include <exception>
 
+#include "ikelb_abi.h"
 #include "log.h"
 
 namespace ikelb {
@@ -154,8 +155,13 @@ bool SyncNode::walk(SyncStore::Cursor& cursor, bool spi, uint32_t max,
       if (e.last_seen_ns > after_ns)
         if (auto q = named(e)) visit(std::move(*q));
     });
+  // A provisional entry (a source that has sent only IKE_SA_INIT under an IKE_SA_INIT limit) is
+  // not sent: a spoofed flood would otherwise spread over every node, and arrive there without
+  // the flag, exempt from the limit. It is sent once the gateway answered beyond IKE_SA_INIT
+  // (the data path clears the flag) and the client's traffic refreshed it.
   return store_.walk(cursor, max, [&](const SyncEntry& e) {
-    if (e.last_seen_ns > after_ns && live(e.last_seen_ns, now))
+    if (e.last_seen_ns > after_ns && live(e.last_seen_ns, now) &&
+        !(e.flags & IKELB_AFFINITY_PROVISIONAL))
       if (auto q = named(e)) visit(std::move(*q));
   });
 }

@@ -370,6 +370,31 @@ TEST_F(SyncTest, ADeadPeerCostsNothing) {
   EXPECT_EQ(a.sync->stats().queue_depth, 0u);  // nothing kept for the dead peer
 }
 
+// A provisional entry (only IKE_SA_INIT seen, under an IKE_SA_INIT limit) stays on its node, in
+// rounds and in snapshots, until the data path confirmed it and traffic refreshed it.
+TEST_F(SyncTest, ProvisionalEntriesAreSentOnlyOnceConfirmed) {
+  Node& a = add(1, 2);
+  Node& b = add(2, 2);
+  for (Node* n : {&a, &b}) n->sync->start();
+  clock_.advance(10);
+  a.store.put("100.64.0.9", 1, clock_.mono);
+  SyncEntry& e = a.store.entries.at({1, "100.64.0.9"});
+  e.flags = IKELB_AFFINITY_PROVISIONAL;
+  clock_.advance(90);
+  round(a);
+  EXPECT_EQ(a.sync->stats().records_sent, 0u);
+  EXPECT_TRUE(a.net.sent.empty());
+  clock_.advance(10);
+  e.flags = 0;  // the gateway answered IKE_SA_INIT; then the client's next packet
+  e.last_seen_ns = clock_.mono;
+  clock_.advance(1000);
+  round(a);
+  EXPECT_EQ(a.sync->stats().records_sent, 1u);
+  deliver(a);
+  EXPECT_EQ(b.store.backend_of("100.64.0.9"), 1u);
+  EXPECT_EQ(b.store.entries.at({1, "100.64.0.9"}).flags, 0u);
+}
+
 TEST_F(SyncTest, IdleEntriesAreNotSent) {
   Node& a = add(1, 2, [](SyncSettings& s) { s.idle_ns = 2000 * kMs; });
   a.store.put("100.64.0.1", 1, clock_.mono + kMs);
