@@ -326,7 +326,8 @@ TEST_P(ForgedSpiTest, ForgedSpisFromAnotherAddressMoveNothing) {
                         "printf '" + payload + "' > /dev/udp/" + std::string(kVip) + "/4500"}));
   auto lost = finish_pings(pings, 20s);
   EXPECT_LE(lost[victim], 1) << "the victim lost " << lost[victim] << " pings";
-  std::printf("[ mobike   ] after 5 forged IKE and ESP packets from %s:\n%s", forger.c_str(),
+  std::printf("[ mobike   ] after 5 forged IKE (SPIs %s/%s) and ESP (SPI %s) packets from %s:\n%s",
+              sa.spi_i.c_str(), sa.spi_r.c_str(), sa.installed()->spi_out.c_str(), forger.c_str(),
               datapath_report().c_str());
   auto now = affinity();
   EXPECT_EQ(now.at(address), id_of(gw)) << "the victim's entry changed";
