@@ -7,18 +7,15 @@ namespace ikelb {
 std::string check_layout(const SpiLabelLayout& l) {
   if (l.id_bits < 1 || l.id_bits > 16)
     return "id_bits must be between 1 and 16, got " + std::to_string(l.id_bits);
-  if (l.ike_id_shift + l.id_bits > 64)
-    return "the IKE id bits (ike_id_shift " + std::to_string(l.ike_id_shift) + " + id_bits " +
-           std::to_string(l.id_bits) +
-           ") run past bit 63 of the IKE SPI; ike_id_shift can be at "
-           "most " +
-           std::to_string(64 - l.id_bits);
-  if (l.esp_id_shift + l.id_bits > 32)
-    return "the ESP id bits (esp_id_shift " + std::to_string(l.esp_id_shift) + " + id_bits " +
-           std::to_string(l.id_bits) +
-           ") run past bit 31 of the ESP SPI; esp_id_shift can be at "
-           "most " +
-           std::to_string(32 - l.id_bits);
+  // The id must fit in the SPI: "the IKE id bits (ike_id_shift S + id_bits B) run past bit 63 ...".
+  auto past = [&](const char* kind, const char* shift_key, uint32_t shift, uint32_t bits) {
+    return std::string("the ") + kind + " id bits (" + shift_key + " " + std::to_string(shift) +
+           " + id_bits " + std::to_string(l.id_bits) + ") run past bit " +
+           std::to_string(bits - 1) + " of the " + kind + " SPI; " + shift_key +
+           " can be at most " + std::to_string(bits - l.id_bits);
+  };
+  if (l.ike_id_shift + l.id_bits > 64) return past("IKE", "ike_id_shift", l.ike_id_shift, 64);
+  if (l.esp_id_shift + l.id_bits > 32) return past("ESP", "esp_id_shift", l.esp_id_shift, 32);
   if (l.esp_id_shift < kMinEspRandomBits)
     return "esp_id_shift " + std::to_string(l.esp_id_shift) + " leaves " +
            std::to_string(l.esp_id_shift) + " random bits in each ESP SPI, at least " +

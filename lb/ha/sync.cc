@@ -120,25 +120,23 @@ void SyncNode::begin_round() {
   }
 }
 
+std::optional<std::pair<std::string, std::string>> SyncNode::names_of(uint32_t vs_id,
+                                                                      uint32_t backend_id) {
+  auto n = store_.names(vs_id, backend_id);
+  if (!n) stats_.dropped["unnamed"]++;
+  return n;
+}
+
 std::optional<SyncNode::Queued> SyncNode::named(const SyncEntry& e) {
-  auto n = store_.names(e.vs_id, e.backend_id);
-  if (!n) {
-    stats_.dropped["unnamed"]++;
-    return std::nullopt;
-  }
-  SyncAffinity r;
-  r.vs = std::move(n->first);
-  r.backend = std::move(n->second);
-  r.client = e.client;
+  auto n = names_of(e.vs_id, e.backend_id);
+  if (!n) return std::nullopt;
+  SyncAffinity r{std::move(n->first), std::move(n->second), e.client};
   return Queued{std::move(r), e.last_seen_ns};
 }
 
 std::optional<SyncNode::Queued> SyncNode::named(const SyncSpiEntry& e) {
-  auto n = store_.names(e.vs_id, e.backend_id);
-  if (!n) {
-    stats_.dropped["unnamed"]++;
-    return std::nullopt;
-  }
+  auto n = names_of(e.vs_id, e.backend_id);
+  if (!n) return std::nullopt;
   SyncSpiOwner r;
   r.vs = std::move(n->first);
   r.backend = std::move(n->second);

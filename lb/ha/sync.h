@@ -187,6 +187,8 @@ class SyncNode {
   uint64_t next_seq(size_t datagrams);
   void send_records(std::vector<Queued> batch, const std::vector<SyncEndpoint>& to);
   void send_control(uint8_t type, const std::vector<SyncEndpoint>& to);
+  // The names of local ids (counted as dropped "unnamed" when they have none any more).
+  std::optional<std::pair<std::string, std::string>> names_of(uint32_t vs_id, uint32_t backend_id);
   std::optional<Queued> named(const SyncEntry& e);
   std::optional<Queued> named(const SyncSpiEntry& e);
   // One walk step over the affinity entries or, with `spi`, the SPI owners.
