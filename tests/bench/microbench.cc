@@ -2,7 +2,9 @@
 // ns/packet per path and ratios against a baseline measured in the same run, since absolute
 // figures on a shared VM are noisy.
 //
-//   ikelb_microbench [repeat]   (default 1,000,000 runs per measurement, 5 rounds, median)
+//   ikelb_microbench [--repeat N] [--rounds R] [--only TEXT] [--affinity ENTRIES]
+//     (default 1,000,000 runs per measurement, 5 rounds, median; --only: the paths whose name
+//     contains TEXT, for profiling one path with perf)
 //
 // The bench entries (microbench.bpf.c) share every map with a normally loaded ikelb object, so
 // the set-up is the one the bpf tests use (tests/support/testbed.h).
@@ -27,8 +29,6 @@
 
 namespace ikelb::test {
 namespace {
-
-constexpr int kRounds = 5;
 
 struct Path {
   std::string name;
@@ -67,11 +67,10 @@ struct SkelDeleter {
   void operator()(ikelb_microbench_bpf* s) const { ikelb_microbench_bpf__destroy(s); }
 };
 
-int run(uint32_t repeat) {
+int run(uint32_t repeat, int rounds, const std::string& only, uint32_t affinity) {
   Sandbox sandbox = Sandbox::create();
-  Datapath dp(Datapath::Options{.table_slots = 2 * kTableSize,
-                                .affinity_entries = IKELB_DEFAULT_AFFINITY_ENTRIES,
-                                .pin_dir = ""});
+  Datapath dp(Datapath::Options{
+      .table_slots = 2 * kTableSize, .affinity_entries = affinity, .pin_dir = ""});
   Testbed bed(dp, sandbox);
 
   std::unique_ptr<ikelb_microbench_bpf, SkelDeleter> skel(ikelb_microbench_bpf__open());
@@ -170,6 +169,12 @@ int run(uint32_t repeat) {
       {"baseline: XDP_TX only", bpf_program__fd(skel->progs.baseline_tx), to_vip, cli, XDP_TX, {}},
       {"snapshot+restore only", copy, to_vip, cli, XDP_TX, {}},
       {"affinity hit (client->VIP)", ikelb, to_vip, cli, XDP_REDIRECT, {}, spi_routing(0)},
+      {"affinity hit, 1 client, stamped",
+       bpf_program__fd(skel->progs.bench_ikelb_stamped),
+       to_vip,
+       cli,
+       XDP_REDIRECT,
+       {}},
       {"affinity hit, 10,000 clients",
        bpf_program__fd(skel->progs.bench_ikelb_10k_clients),
        to_vip,
@@ -209,43 +214,71 @@ int run(uint32_t repeat) {
   };
   // Warm up: pins the client for the affinity-hit path and faults everything in. The flooding
   // source's first request is admitted (a different verdict), so it is sent once beforehand.
-  Path first = paths[6];
+  auto find = [&paths](const std::string& name) -> Path& {
+    for (Path& p : paths)
+      if (p.name.rfind(name, 0) == 0) return p;
+    throw std::logic_error("no bench path " + name);
+  };
+  Path first = find("IKE_SA_INIT flood");
   first.want_verdict = XDP_REDIRECT;
   run_once(first, 1);
   for (Path& p : paths) run_once(p, 1000);
-  for (int round = 0; round < kRounds; round++)
-    for (Path& p : paths) p.ns.push_back(run_once(p, repeat));
+  auto selected = [&only](const Path& p) {
+    return only.empty() || p.name.find(only) != std::string::npos ||
+           p.name.rfind("baseline", 0) == 0 || p.name.rfind("snapshot", 0) == 0;
+  };
+  for (int round = 0; round < rounds; round++)
+    for (Path& p : paths)
+      if (selected(p)) p.ns.push_back(run_once(p, repeat));
 
   const double base = median(paths[0].ns), copy_ns = median(paths[1].ns);
   std::printf(
       "ikelb XDP micro-benchmark: BPF_PROG_TEST_RUN, repeat %u, %d rounds (median, "
       "min-max)\n",
-      repeat, kRounds);
-  std::printf("%-36s %8s %15s %10s %16s\n", "path", "ns/pkt", "min-max", "x baseline",
+      repeat, rounds);
+  std::printf("%-40s %8s %15s %10s %16s\n", "path", "ns/pkt", "min-max", "x baseline",
               "minus snapshot");
   for (const Path& p : paths) {
+    if (p.ns.empty()) continue;
     double m = median(p.ns);
     auto [lo, hi] = std::minmax_element(p.ns.begin(), p.ns.end());
     bool wrapped = &p - paths.data() >= 2;  // the data-path entries, not the two references
     std::string net = wrapped ? std::to_string(static_cast<int>(m - copy_ns + 0.5)) + " ns" : "-";
-    std::printf("%-36s %8.0f %7.0f-%-7.0f %10.2f %16s\n", p.name.c_str(), m, *lo, *hi, m / base,
+    std::printf("%-40s %8.0f %7.0f-%-7.0f %10.2f %16s\n", p.name.c_str(), m, *lo, *hi, m / base,
                 net.c_str());
   }
   std::printf(
       "(\"minus snapshot\": the bench entries copy %d header bytes out and back per run; "
       "that cost, measured alone above, is subtracted)\n",
       96);
-  const double drop_ns = median(paths[6].ns) - copy_ns;
+  if (!only.empty()) return 0;
+  // The ratios, between paths with the same harness cost (each stamps a client address).
+  const double stamped = median(find("affinity hit, 1 client, stamped").ns) - copy_ns;
+  auto ratio = [&](const char* name, const char* label, double goal) {
+    double r = (median(find(name).ns) - copy_ns) / stamped;
+    std::printf("%-44s x%.2f (goal <= %.1f: %s)\n", label, r, goal, r <= goal ? "met" : "not met");
+  };
+  ratio("affinity hit, 10,000 clients", "hit with 10,000 clients vs hit with 1 client:", 1.5);
+  ratio("Maglev miss", "Maglev miss (new client) vs hit:", 2.5);
+  {
+    double r =
+        (median(find("reverse").ns) - copy_ns) / (median(find("affinity hit (").ns) - copy_ns);
+    std::printf("%-44s x%.2f (goal <= 1.1: %s)\n", "reverse vs hit:", r,
+                r <= 1.1 ? "met" : "not met");
+  }
+  const double drop_ns = median(find("IKE_SA_INIT flood").ns) - copy_ns;
   std::printf(
       "IKE_SA_INIT limiter: a new source costs %.0f ns more than a Maglev miss; a flood from one "
       "source is dropped at %.0f ns a packet, %.1f Mpps on one core\n",
-      median(paths[5].ns) - median(paths[4].ns), drop_ns, 1e3 / drop_ns);
-  const double spi_off = median(paths[9].ns);
+      median(find("IKE_SA_INIT, new source").ns) - median(find("Maglev miss").ns), drop_ns,
+      1e3 / drop_ns);
+  const double spi_off = median(find("ESP-in-UDP hit, SPI routing off").ns);
+  const double labels = median(find("ESP-in-UDP hit, SPI labels on").ns);
+  const double learn = median(find("ESP-in-UDP hit, SPI learning on").ns);
   std::printf(
       "SPI routing on an ESP-in-UDP affinity hit: labels add %.0f ns (x%.2f), learning adds %.0f "
       "ns (x%.2f)\n",
-      median(paths[10].ns) - spi_off, median(paths[10].ns) / spi_off,
-      median(paths[11].ns) - spi_off, median(paths[11].ns) / spi_off);
+      labels - spi_off, labels / spi_off, learn - spi_off, learn / spi_off);
   auto events = dp.events();
   std::printf("affinity hits %llu, misses %llu over the run\n",
               static_cast<unsigned long long>(events[IKELB_EV_AFFINITY_HIT]),
@@ -257,9 +290,37 @@ int run(uint32_t repeat) {
 }  // namespace ikelb::test
 
 int main(int argc, char** argv) {
-  uint32_t repeat = argc > 1 ? static_cast<uint32_t>(std::strtoul(argv[1], nullptr, 10)) : 1000000;
+  uint32_t repeat = 1000000;
+  int rounds = 5;
+  std::string only;
+  uint32_t affinity = IKELB_DEFAULT_AFFINITY_ENTRIES;
+  const char* usage =
+      "usage: ikelb_microbench [--repeat N] [--rounds R] [--only TEXT] [--affinity ENTRIES]\n";
+  if (argc % 2 == 0) {  // an option without its value
+    std::fputs(usage, stderr);
+    return 2;
+  }
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--repeat")
+      repeat = static_cast<uint32_t>(std::strtoul(argv[i + 1], nullptr, 10));
+    else if (a == "--rounds")
+      rounds = std::atoi(argv[i + 1]);
+    else if (a == "--only")
+      only = argv[i + 1];
+    else if (a == "--affinity")
+      affinity = static_cast<uint32_t>(std::strtoul(argv[i + 1], nullptr, 10));
+    else {
+      std::fputs(usage, stderr);
+      return 2;
+    }
+  }
+  if (repeat == 0 || rounds <= 0 || affinity == 0) {
+    std::fprintf(stderr, "ikelb_microbench: --repeat, --rounds and --affinity must be positive\n");
+    return 2;
+  }
   try {
-    return ikelb::test::run(repeat);
+    return ikelb::test::run(repeat, rounds, only, affinity);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ikelb_microbench: %s\n", e.what());
     return 1;
