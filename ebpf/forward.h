@@ -190,22 +190,20 @@ static __always_inline int forward(struct xdp_md* ctx, struct pkt* p, struct ike
   }
   if (!hop) return IKELB_OUT_DROP_INTERNAL;
 
-  __u32 egress = hop->egress_ifindex;
-  int same_port = egress == ctx->ingress_ifindex;
-  if (!same_port && !bpf_map_lookup_elem(&tx_ports, &egress))
-    return IKELB_OUT_FWD_KERNEL_NO_TX_PORT;
-
   struct ethhdr* eth = data;
   if ((void*)(eth + 1) > data_end) return IKELB_OUT_DROP_INTERNAL;
+  __u32 egress = hop->egress_ifindex;
+  int verdict = XDP_TX;
+  if (egress != ctx->ingress_ifindex) {
+    /* One devmap lookup: the redirect itself answers XDP_PASS for a port not in tx_ports. */
+    verdict = bpf_redirect_map(&tx_ports, egress, XDP_PASS);
+    if (verdict != XDP_REDIRECT) return IKELB_OUT_FWD_KERNEL_NO_TX_PORT;
+  }
   decrement_ttl(p, data_end);
   __builtin_memcpy(eth->h_dest, hop->dmac, ETH_ALEN);
   __builtin_memcpy(eth->h_source, hop->smac, ETH_ALEN);
-  if (same_port) {
-    *action = XDP_TX;
-    return IKELB_OUT_FWD_TX;
-  }
-  *action = bpf_redirect_map(&tx_ports, egress, 0);
-  return IKELB_OUT_FWD_REDIRECT;
+  *action = verdict;
+  return verdict == XDP_TX ? IKELB_OUT_FWD_TX : IKELB_OUT_FWD_REDIRECT;
 }
 
 /* Strict reverse-path check of a packet from backend `backend_id` at address `gw` (the packet's
