@@ -80,7 +80,7 @@ static __always_inline int handle_to_vip(struct xdp_md* ctx, struct pkt* p, int*
 
   struct ikelb_backend* be = 0;
   __u32 backend_id = IKELB_NO_BACKEND;
-  __u64 now = bpf_ktime_get_ns();
+  __u64 now = bpf_ktime_get_coarse_ns(); /* for decisions only: see select.h, "Two clocks" */
   int drop = select_backend(p, data_end, vs_id, port, now, &backend_id, &be);
   if (drop >= 0) return drop;
   if (!be) return IKELB_OUT_DROP_NO_BACKEND;
@@ -107,7 +107,7 @@ static __always_inline int handle_from_backend(struct xdp_md* ctx, struct pkt* p
   __builtin_memcpy(&fkey.dst, &p->dst, sizeof(fkey.dst));
   __u32 vs_id;
   __u16 port = 0;
-  __u64 now = bpf_ktime_get_ns();
+  __u64 now = bpf_ktime_get_coarse_ns();
 
   if (p->proto == IPPROTO_UDP && p->frag == FRAG_LATER) {
     /* No ports here: only the first fragment tells whether this datagram is IKE. */

@@ -334,7 +334,7 @@ struct ikelb_nexthop_key {
   __u8 pad[3];
 };
 struct ikelb_nexthop {
-  __u64 expires_ns; /* bpf_ktime_get_ns() clock; 0: empty */
+  __u64 expires_ns; /* bpf_ktime_get_coarse_ns() clock; 0: empty */
   __u32 ingress_ifindex;
   __u32 egress_ifindex;
   __u32 ok_len; /* IP packets up to this length passed the lookup's MTU check */

@@ -16,6 +16,15 @@
 #include "parse.h"
 #include "spi.h"
 
+/* Two clocks. Decisions (has an entry been idle too long, is a cached next hop stale) read
+ * bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC as of the last tick, at most one tick (1-10 ms)
+ * behind, for a few ns. bpf_ktime_get_ns() reads the clock source itself, which in a VM with
+ * kvm-clock took about 27 ns, a third of an affinity hit (docs/BENCHMARKS.md). The exact clock
+ * still writes every time stamp the agent reads (affinity and SPI owner last-seen times) and
+ * runs the IKE_SA_INIT limiter: the agent's sync sends the entries seen since a CLOCK_MONOTONIC
+ * mark, which a stamp a tick in the past could miss. A coarse `now` earlier than a stamp is age 0
+ * (affinity_age), as for a stamp another CPU wrote after this one read the clock. */
+
 static __always_inline void count_event(__u32 ev) {
   __u64* v = bpf_map_lookup_elem(&events, &ev);
   if (v) *v += 1;
@@ -176,10 +185,11 @@ enum init_verdict {
  * server's limits: the source's bucket first, so that one flooding source does not use up the
  * virtual server's. Returns enum init_verdict or the outcome that drops the request.
  * (Inlined into ikelb_select, which the verifier checks once.) */
-static __always_inline int limit_init(const struct ikelb_affinity_key* key, __u64 now) {
+static __always_inline int limit_init(const struct ikelb_affinity_key* key) {
   __u32 vs_id = key->vs_id;
   struct ikelb_init_limit* lim = init_limit_of(vs_id);
   if (!lim) return INIT_UNLIMITED;
+  __u64 now = bpf_ktime_get_ns();
   struct ikelb_vs_edge_stats* st = bpf_map_lookup_elem(&vs_edge_stats, &vs_id);
   if (lim->source_interval_ns) {
     struct ikelb_affinity_key source = *key;
@@ -227,8 +237,9 @@ static __always_inline int spoofed_client(const struct ikelb_addr* src, __u8 fam
 
 /* A new affinity entry: `client` is now pinned to `backend_id`. */
 static __always_inline void pin_client(const struct ikelb_affinity_key* client, __u32 backend_id,
-                                       __u32 flags, __u64 now) {
-  struct ikelb_affinity_value val = {.backend_id = backend_id, .flags = flags, .last_seen_ns = now};
+                                       __u32 flags) {
+  struct ikelb_affinity_value val = {
+      .backend_id = backend_id, .flags = flags, .last_seen_ns = bpf_ktime_get_ns()};
   bpf_map_update_elem(&affinity, client, &val, BPF_ANY);
 }
 
@@ -286,10 +297,10 @@ __attribute__((noinline)) int ikelb_select(struct select_args* a) {
         count_event(IKELB_EV_AFFINITY_HIT);
       }
       if ((aff->flags & IKELB_AFFINITY_PROVISIONAL) && a->init_request) {
-        int verdict = limit_init(akey, now);
+        int verdict = limit_init(akey);
         if (verdict >= 0) return verdict;
       }
-      if (age > IKELB_AFFINITY_REFRESH_NS) aff->last_seen_ns = now;
+      if (age > IKELB_AFFINITY_REFRESH_NS) aff->last_seen_ns = bpf_ktime_get_ns();
       if (a->has_spi && by_label == IKELB_NO_BACKEND) spi_learn(&a->q, pinned);
       a->backend_id = pinned;
       return -1;
@@ -308,20 +319,20 @@ __attribute__((noinline)) int ikelb_select(struct select_args* a) {
   else if (a->has_spi)
     by_spi = spi_learned_owner(&a->q);
   if (by_spi != IKELB_NO_BACKEND) {
-    pin_client(akey, by_spi, 0, now);
+    pin_client(akey, by_spi, 0);
     a->backend_id = by_spi;
     return -1;
   }
   __u32 flags = 0;
   if (a->init_request) {
-    int verdict = limit_init(akey, now);
+    int verdict = limit_init(akey);
     if (verdict >= 0) return verdict;
     if (verdict == INIT_ADMITTED) flags = IKELB_AFFINITY_PROVISIONAL;
   }
   struct ikelb_backend* be = 0;
   __u32 chosen = maglev_pick(&akey->client, akey->family, vs_id, &be);
   if (chosen == IKELB_NO_BACKEND) return IKELB_OUT_DROP_NO_BACKEND;
-  pin_client(akey, chosen, flags, now);
+  pin_client(akey, chosen, flags);
   count_backend(chosen, 0);
   if (a->has_spi) spi_learn(&a->q, chosen);
   a->backend_id = chosen;

@@ -29,7 +29,7 @@
 /* The query a global function below answers; on the caller's stack. */
 struct spi_query {
   struct ikelb_spi_owner_key key; /* the gateway's SPI, its kind, the virtual server */
-  __u64 now;
+  __u64 now;                      /* the coarse clock; stamps are written from the exact one */
 };
 
 /* The gateway-side SPI of a client's packet into q->key (spi, kind): the responder SPI of an IKE
@@ -142,13 +142,13 @@ static __always_inline void spi_learn(const struct spi_query* q, __u32 backend_i
   struct ikelb_spi_owner* o = bpf_map_lookup_elem(&spi_owners, &q->key);
   if (o) {
     if (o->backend_id == backend_id) {
-      if (now > o->last_seen_ns + IKELB_SPI_REFRESH_NS) o->last_seen_ns = now;
+      if (now > o->last_seen_ns + IKELB_SPI_REFRESH_NS) o->last_seen_ns = bpf_ktime_get_ns();
       return;
     }
     if (spi_owner_live(o, spi_idle_ns(sr, q->key.kind), now)) return;
     bpf_map_delete_elem(&spi_owners, &q->key); /* idle: the SPI may have been reused */
   }
-  struct ikelb_spi_owner v = {.backend_id = backend_id, .last_seen_ns = now};
+  struct ikelb_spi_owner v = {.backend_id = backend_id, .last_seen_ns = bpf_ktime_get_ns()};
   if (bpf_map_update_elem(&spi_owners, &q->key, &v, BPF_NOEXIST) == 0)
     spi_count(IKELB_EV_SPI_OWNER_LEARNED);
   return;
