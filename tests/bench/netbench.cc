@@ -22,9 +22,11 @@
 // program offsets the address by CPU number x 10,000). A veth processes a frame it receives
 // on the CPU that sent it, so each thread's forwarder and sink work lands on its own CPU:
 // "1 CPU" (the CPU 0 thread alone) vs "2 CPUs" (both) for the null forwarder and the ikelb hit,
-// with the per-CPU split of the packets read back from per-CPU counters. A 2-CPU run where
-// either CPU handled under 30% (or a 1-CPU run where CPU 0 handled under 90%) is reported
-// invalid: no 2-vs-1 ratio is printed and the program exits 1.
+// plus the CPU 1 thread alone (are the two CPUs equally fast?), with the per-CPU split of the
+// packets read back from per-CPU counters and each thread's CPU time over its run time (under
+// 80%: something else ran on that CPU). A 2-CPU run where either CPU handled under 30% (or a
+// 1-thread run where its CPU handled under 90%) is reported invalid: no 2-vs-1 ratio is
+// printed and the program exits 1.
 //
 // With --out, writes DIR/forwarding.dat (for gnuplot) and DIR/forwarding.md (the tables).
 #include <bpf/bpf.h>
@@ -43,6 +45,7 @@
 #include <atomic>
 #include <chrono>
 #include <climits>
+#include <cmath>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -263,7 +266,16 @@ struct CpuSample {
   double loss = 0;                // 1 - sink packets / packets sent by all threads
   std::vector<uint64_t> share;    // packets per CPU: ikelb's forward_redirect, or the sink's count
   std::vector<double> thread_ms;  // each generator thread's own run time
+  // Each thread's CPU time over its run time. The softirq work the run triggers is charged to the
+  // thread (no IRQ time accounting here), so well under 100% means something else had the CPU.
+  std::vector<double> thread_busy;
 };
+
+double thread_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
 
 void pin_to_cpu(int cpu) {
   cpu_set_t set;
@@ -286,6 +298,7 @@ CpuSample run_on_cpus(Topology& topo, Skel& skel, uint32_t gen_ifindex, const By
   std::atomic<size_t> ready{0};
   std::atomic<bool> go{false};
   std::vector<Clock::time_point> starts(cpus.size()), ends(cpus.size());
+  std::vector<double> cpu_ms(cpus.size());
   std::vector<std::exception_ptr> errors(cpus.size());
   std::vector<std::thread> threads;
   for (size_t i = 0; i < cpus.size(); i++)
@@ -303,9 +316,11 @@ CpuSample run_on_cpus(Topology& topo, Skel& skel, uint32_t gen_ifindex, const By
       try {
         if (sched_getcpu() != cpus[i])
           throw std::runtime_error("generator thread not on CPU " + std::to_string(cpus[i]));
+        const double cpu0 = thread_cpu_ms();
         starts[i] = Clock::now();
         generate(skel, gen_ifindex, frame, packets);
         ends[i] = Clock::now();
+        cpu_ms[i] = thread_cpu_ms() - cpu0;
       } catch (...) {
         errors[i] = std::current_exception();
       }
@@ -324,10 +339,13 @@ CpuSample run_on_cpus(Topology& topo, Skel& skel, uint32_t gen_ifindex, const By
   CpuSample out{got / secs,
                 1.0 - double(got) / double(packets * cpus.size()),
                 percpu_values(share_fd, share_key),
+                {},
                 {}};
   for (size_t c = 0; c < out.share.size(); c++) out.share[c] -= before[c];
-  for (size_t i = 0; i < cpus.size(); i++)
+  for (size_t i = 0; i < cpus.size(); i++) {
     out.thread_ms.push_back(std::chrono::duration<double, std::milli>(ends[i] - starts[i]).count());
+    out.thread_busy.push_back(cpu_ms[i] / out.thread_ms.back());
+  }
   return out;
 }
 
@@ -396,12 +414,15 @@ uint64_t fdinfo_memlock(int fd) {
 
 std::string fmt(const char* format, ...) __attribute__((format(printf, 1, 2)));
 std::string fmt(const char* format, ...) {
-  char buf[1024];
-  va_list ap;
+  va_list ap, again;
   va_start(ap, format);
-  std::vsnprintf(buf, sizeof buf, format, ap);
+  va_copy(again, ap);
+  int n = std::vsnprintf(nullptr, 0, format, ap);
   va_end(ap);
-  return buf;
+  std::string out(n > 0 ? static_cast<size_t>(n) : 0, '\0');
+  std::vsnprintf(out.data(), out.size() + 1, format, again);
+  va_end(again);
+  return out;
 }
 
 const char* met(bool ok) {
@@ -466,40 +487,40 @@ bool run_two_queues(uint64_t packets, int rounds, uint32_t affinity, std::ostrin
   // CPU c sends clients 100.64.0.1 + c * 10,000 onwards, 10,000 of them, cycling.
   set_generator(skel, frame, kClients, per_cpu, true, per_cpu);
   const int sink_fd = bpf_map__fd(skel.s->maps.sink_count);
-  const std::vector<int> one = {0}, two = {0, 1};
+  // Runs of one round: the CPU 0 thread alone ("1 CPU"), the CPU 1 thread alone (to show whether
+  // the two CPUs are equally fast), both ("2 CPUs").
+  enum { kCpu0, kCpu1, kBoth, kKinds };
+  const std::vector<int> cpu_sets[kKinds] = {{0}, {1}, {0, 1}};
+  const char* kind_names[kKinds] = {"CPU 0 alone", "CPU 1 alone", "2 CPUs"};
 
   struct Row {
     std::string name, counted;
-    std::vector<CpuSample> one, two;
+    std::vector<CpuSample> runs[kKinds];
   };
-  Row null_row{"null forwarder", "sink count per CPU", {}, {}};
-  Row hit_row{"ikelb hit, 10,000 clients per CPU", "ikelb forward_redirect per CPU", {}, {}};
-  for (int round = 0; round < rounds; round++) {
-    // Alternate which of the two goes first, so neither always runs on a warmer machine.
-    const bool two_first = round % 2 == 1;
-    xdp_attach(topo.lb, "lb0", bpf_program__fd(skel.s->progs.null_fwd));
-    for (int k = 0; k < 2; k++) {
-      bool use_two = (k == 0) == two_first;
-      (use_two ? null_row.two : null_row.one)
-          .push_back(run_on_cpus(topo, skel, gen_ifindex, frame, use_two ? two : one, packets,
-                                 sink_fd, 0));
+  Row null_row{"null forwarder", "sink count per CPU", {}};
+  Row hit_row{"ikelb hit, 10,000 clients per CPU", "ikelb forward_redirect per CPU", {}};
+  auto measure = [&](Row& row, int fd, uint32_t key, int round) {
+    // Rotate the order every round, so that no kind always runs first or last.
+    for (int k = 0; k < kKinds; k++) {
+      int kind = (k + round) % kKinds;
+      row.runs[kind].push_back(
+          run_on_cpus(topo, skel, gen_ifindex, frame, cpu_sets[kind], packets, fd, key));
     }
+  };
+  for (int round = 0; round < rounds; round++) {
+    xdp_attach(topo.lb, "lb0", bpf_program__fd(skel.s->progs.null_fwd));
+    measure(null_row, sink_fd, 0, round);
     xdp_attach(topo.lb, "lb0", -1);
     {
       InNetns in(topo.lb);
       Ikelb lb(affinity, s0);
       const int outcomes_fd = lb.dp.map_fd(IKELB_MAP_OUTCOMES);
       // Warm-up on both CPUs: pins all 20,000 clients.
-      run_on_cpus(topo, skel, gen_ifindex, frame, two, packets, outcomes_fd,
+      run_on_cpus(topo, skel, gen_ifindex, frame, cpu_sets[kBoth], packets, outcomes_fd,
                   IKELB_OUT_FWD_REDIRECT);
       if (lb.forwarded() == 0)
         throw std::runtime_error("ikelb forwarded nothing: the 2-queue set-up is wrong");
-      for (int k = 0; k < 2; k++) {
-        bool use_two = (k == 0) == two_first;
-        (use_two ? hit_row.two : hit_row.one)
-            .push_back(run_on_cpus(topo, skel, gen_ifindex, frame, use_two ? two : one, packets,
-                                   outcomes_fd, IKELB_OUT_FWD_REDIRECT));
-      }
+      measure(hit_row, outcomes_fd, IKELB_OUT_FWD_REDIRECT, round);
     }
     std::fprintf(stderr, "2-queue round %d/%d done\n", round + 1, rounds);
   }
@@ -511,71 +532,100 @@ bool run_two_queues(uint64_t packets, int rounds, uint32_t affinity, std::ostrin
       "of %llu frames. The generator program adds CPU number x 10,000 to the client address "
       "(bpf_get_smp_processor_id), so CPU 0 sends 100.64.0.1 + 0..9,999 and CPU 1 the next "
       "10,000: the two never send the same client (all 20,000 pinned by a warm-up run). "
-      "\"1 CPU\": the CPU 0 thread alone; \"2 CPUs\": both threads. Rate: packets at the sink "
-      "/ wall time from the start to the last thread's end. The per-CPU split is read from "
-      "per-CPU counters (ikelb: its outcomes map, forward_redirect; null: the sink's count); "
-      "a 2-CPU run where either CPU handled under 30%% of the packets, or a 1-CPU run where CPU 0 "
-      "handled under 90%%, makes the whole 2-queue run invalid.",
+      "\"1 CPU\": the CPU 0 thread alone; \"2 CPUs\": both threads; the CPU 1 thread alone is "
+      "measured too, to show whether the two CPUs are equally fast. Each round runs the three in "
+      "a rotating order. Rate: packets at the sink / wall time from the start to the last "
+      "thread's end. The per-CPU split is read from per-CPU counters (ikelb: its outcomes map, "
+      "forward_redirect; null: the sink's count); a 2-CPU run where either CPU handled under "
+      "30%% of the packets, or a 1-thread run where its CPU handled under 90%%, makes the whole "
+      "2-queue run invalid.",
       static_cast<unsigned long long>(packets));
-  std::printf("\nTwo queues, 1 CPU vs 2 CPUs (%d rounds, alternating).\n%s\n", rounds, how.c_str());
+  std::printf("\nTwo queues, 1 CPU vs 2 CPUs (%d rounds).\n%s\n", rounds, how.c_str());
   md << "\n### Two queues: 1 CPU vs 2 CPUs\n\n" << how << "\n\n";
-  md << "| forwarder | 1 CPU Mpps (median) | min–max | 2 CPUs Mpps (median) | min–max | "
-        "2 vs 1 (median) | min–max | CPU 0 / CPU 1 share, 2-CPU runs | CPU 0 share, 1-CPU runs "
-        "|\n|---|---|---|---|---|---|---|---|---|\n";
+  md << "| forwarder | 1 CPU (CPU 0 alone), Mpps median (min–max) | CPU 1 alone | 2 CPUs | "
+        "2 vs 1 (median) | min–max | 2 CPUs vs CPU 1 alone (median) | CPU 0 / CPU 1 share in "
+        "the 2-CPU runs |\n|---|---|---|---|---|---|---|---|\n";
   bool valid = true;
-  std::string goal_line = "Goal: 2 CPUs >= 1.8x 1 CPU:";
-  for (const Row* row : {&null_row, &hit_row}) {
-    std::vector<double> r1, r2, ratio;
-    std::string split2, split1;
-    for (size_t r = 0; r < row->one.size(); r++) {
-      const CpuSample& a = row->one[r];
-      const CpuSample& b = row->two[r];
-      r1.push_back(a.pps);
-      r2.push_back(b.pps);
-      ratio.push_back(b.pps / a.pps);
-      const double c0 = cpu_share(b.share, 0), c1 = cpu_share(b.share, 1);
-      const double one0 = cpu_share(a.share, 0);
-      const bool ok2 = c0 >= 0.3 && c1 >= 0.3;
-      const bool ok1 = one0 >= 0.9;
-      std::printf(
-          "  round %zu, %s, 1 CPU: %.3f Mpps, loss %.2f%%, thread on CPU 0 %.1f ms; CPU 0 "
-          "%.1f%% (%s)%s\n",
-          r + 1, row->name.c_str(), a.pps / 1e6, 100 * a.loss, a.thread_ms[0], 100 * one0,
-          row->counted.c_str(), ok1 ? "" : "  INVALID: CPU 0 handled under 90% in the 1-CPU run");
-      std::printf(
-          "  round %zu, %s, 2 CPUs: %.3f Mpps, loss %.2f%%, threads on CPU 0 / CPU 1 %.1f / "
-          "%.1f ms; CPU 0 %.1f%%, CPU 1 %.1f%% (%s)%s\n",
-          r + 1, row->name.c_str(), b.pps / 1e6, 100 * b.loss, b.thread_ms[0], b.thread_ms[1],
-          100 * c0, 100 * c1, row->counted.c_str(),
-          ok2 ? "" : "  INVALID: a CPU handled under 30% in the 2-CPU run");
-      const double slow =
-          std::max(b.thread_ms[0], b.thread_ms[1]) / std::min(b.thread_ms[0], b.thread_ms[1]);
-      if (slow > 1.25)
+  int disturbed = 0, total_runs = 0;
+  std::string goal_line = "Goal: 2 CPUs >= 1.8x 1 CPU (CPU 0 alone):", vs_cpu1_line;
+  for (Row* row : {&null_row, &hit_row}) {
+    std::vector<double> rate[kKinds], ratio, ratio1;
+    std::string split;
+    for (size_t r = 0; r < row->runs[kBoth].size(); r++) {
+      for (int kind = 0; kind < kKinds; kind++) {
+        const CpuSample& x = row->runs[kind][r];
+        rate[kind].push_back(x.pps);
+        std::string threads, handled;
+        bool ok = true;
+        for (size_t t = 0; t < cpu_sets[kind].size(); t++) {
+          int cpu = cpu_sets[kind][t];
+          double part = cpu_share(x.share, static_cast<size_t>(cpu));
+          threads += fmt("%sCPU %d %.1f ms (on the CPU %.0f%% of it)", t ? ", " : "", cpu,
+                         x.thread_ms[t], 100 * x.thread_busy[t]);
+          handled += fmt("%sCPU %d %.1f%%", t ? ", " : "", cpu, 100 * part);
+          ok = ok && part >= (kind == kBoth ? 0.3 : 0.9);
+          total_runs++;
+          if (x.thread_busy[t] < 0.8) disturbed++;
+        }
         std::printf(
-            "    (one thread ran %.2fx as long as the other with the same work: something "
-            "else was using that CPU?)\n",
-            slow);
-      valid = valid && ok1 && ok2;
-      split2 += fmt("%s%.0f%% / %.0f%%", r ? ", " : "", 100 * c0, 100 * c1);
-      split1 += fmt("%s%.0f%%", r ? ", " : "", 100 * one0);
+            "  round %zu, %s, %s: %.3f Mpps, loss %.2f%%; threads: %s; handled: %s (%s)%s\n", r + 1,
+            row->name.c_str(), kind_names[kind], x.pps / 1e6, 100 * x.loss, threads.c_str(),
+            handled.c_str(), row->counted.c_str(),
+            ok              ? ""
+            : kind == kBoth ? "  INVALID: a CPU handled under 30%"
+                            : "  INVALID: its CPU handled under 90%");
+        valid = valid && ok;
+        if (kind == kBoth)
+          split += fmt("%s%.0f%% / %.0f%%", r ? ", " : "", 100 * cpu_share(x.share, 0),
+                       100 * cpu_share(x.share, 1));
+      }
+      ratio.push_back(row->runs[kBoth][r].pps / row->runs[kCpu0][r].pps);
+      ratio1.push_back(row->runs[kBoth][r].pps / row->runs[kCpu1][r].pps);
     }
-    Stat s1 = stat_of(r1), s2 = stat_of(r2), sr = stat_of(ratio);
-    std::printf("%-34s 1 CPU %.3f Mpps (%.3f-%.3f), 2 CPUs %.3f Mpps (%.3f-%.3f): %s\n",
-                row->name.c_str(), s1.median / 1e6, s1.lo / 1e6, s1.hi / 1e6, s2.median / 1e6,
-                s2.lo / 1e6, s2.hi / 1e6,
-                valid ? fmt("2 vs 1 %.2fx (%.2f-%.2f)", sr.median, sr.lo, sr.hi).c_str()
+    const Stat s0st = stat_of(rate[kCpu0]), s1st = stat_of(rate[kCpu1]),
+               s2st = stat_of(rate[kBoth]), sr = stat_of(ratio), sr1 = stat_of(ratio1);
+    auto mpps = [](const Stat& st) {
+      return fmt("%.3f (%.3f–%.3f)", st.median / 1e6, st.lo / 1e6, st.hi / 1e6);
+    };
+    std::printf("%-34s CPU 0 alone %s Mpps, CPU 1 alone %s, 2 CPUs %s: %s\n", row->name.c_str(),
+                mpps(s0st).c_str(), mpps(s1st).c_str(), mpps(s2st).c_str(),
+                valid ? fmt("2 vs 1 %.2fx (%.2f-%.2f); 2 CPUs vs CPU 1 alone %.2fx", sr.median,
+                            sr.lo, sr.hi, sr1.median)
+                            .c_str()
                       : "2 vs 1 not reported (invalid run)");
-    md << fmt("| %s | %.3f | %.3f–%.3f | %.3f | %.3f–%.3f | ", row->name.c_str(), s1.median / 1e6,
-              s1.lo / 1e6, s1.hi / 1e6, s2.median / 1e6, s2.lo / 1e6, s2.hi / 1e6)
-       << (valid ? fmt("%.2f× | %.2f–%.2f×", sr.median, sr.lo, sr.hi) : "invalid | invalid")
-       << " | " << split2 << " | " << split1 << " |\n";
-    if (valid)
+    md << "| " << row->name << " | " << mpps(s0st) << " | " << mpps(s1st) << " | " << mpps(s2st)
+       << " | "
+       << (valid ? fmt("%.2f× | %.2f–%.2f× | %.2f×", sr.median, sr.lo, sr.hi, sr1.median)
+                 : "invalid | invalid | invalid")
+       << " | " << split << " |\n";
+    if (valid) {
       goal_line += fmt(" %s %.3fx (%s);", row->name.c_str(), sr.median, met(sr.median >= 1.8));
+      if (std::abs(s0st.median - s1st.median) > 0.1 * std::max(s0st.median, s1st.median))
+        vs_cpu1_line += fmt(" %s: CPU 0 alone %.3f Mpps, CPU 1 alone %.3f Mpps;", row->name.c_str(),
+                            s0st.median / 1e6, s1st.median / 1e6);
+    }
   }
   if (valid) {
     goal_line.back() = '.';
-    std::printf("%s\n", goal_line.c_str());
-    md << "\n" << goal_line << "\n";
+    std::string notes = goal_line;
+    if (!vs_cpu1_line.empty()) {
+      vs_cpu1_line.back() = '.';
+      notes +=
+          "\nThe medians of the CPU 0 and the CPU 1 thread alone differ by more than 10% (the "
+          "CPUs are not equally fast, or something else ran on one: see the per-run CPU "
+          "time), so the 2-vs-1 ratio depends on which CPU counts as \"1 CPU\" (see the "
+          "column against CPU 1 alone):" +
+          vs_cpu1_line;
+    }
+    if (disturbed)
+      notes +=
+          fmt("\nIn %d of %d thread runs the generator thread had its CPU for under 80%% of "
+              "its run (something else was running there); those rounds' rates are low.",
+              disturbed, total_runs);
+    std::printf("%s\n", notes.c_str());
+    for (size_t at = 0; (at = notes.find('\n', at)) != std::string::npos; at += 2)
+      notes.insert(at, "\n");  // a paragraph each in markdown
+    md << "\n" << notes << "\n";
   } else {
     const char* msg =
         "The 2-queue run is INVALID: the work did not split across the CPUs as intended (see the "
