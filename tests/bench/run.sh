@@ -78,7 +78,8 @@ mem="$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
   echo "benchmark fails rather than print a ratio. With $(nproc) cores,"
   echo "the 2-CPU run occupies the whole machine: anything else running on it lowers that figure. The"
   echo "benchmark prints each generator thread's CPU time over its run time (the softirq work its"
-  echo "frames cause is charged to it) and counts the runs in which that was under 80%."
+  echo "frames cause is charged to it) and counts the runs in which that was under 80%; it cannot see"
+  echo "load that slows a CPU without taking it from the thread (a busy sibling hyperthread, the host)."
   echo
   cat "$out/forwarding.md"
   echo
