@@ -302,12 +302,12 @@ CpuSample run_on_cpus(Topology& topo, Skel& skel, uint32_t gen_ifindex, const By
   zero_counter(sink_fd);
   const std::vector<uint64_t> before = percpu_values(share_fd, share_key);
   std::atomic<size_t> ready{0};
-  std::atomic<bool> go{false};
+  std::atomic<bool> go{false}, abandon{false};
   std::vector<Clock::time_point> starts(cpus.size()), ends(cpus.size());
   std::vector<double> cpu_ms(cpus.size());
   std::vector<std::exception_ptr> errors(cpus.size());
   std::vector<std::thread> threads;
-  for (size_t i = 0; i < cpus.size(); i++)
+  auto start_thread = [&](size_t i) {
     threads.emplace_back([&, i] {
       std::optional<InNetns> in;
       try {
@@ -318,7 +318,7 @@ CpuSample run_on_cpus(Topology& topo, Skel& skel, uint32_t gen_ifindex, const By
       }
       ready++;
       while (!go.load()) std::this_thread::yield();
-      if (errors[i]) return;
+      if (errors[i] || abandon) return;
       try {
         if (sched_getcpu() != cpus[i])
           throw std::runtime_error("generator thread not on CPU " + std::to_string(cpus[i]));
@@ -331,6 +331,15 @@ CpuSample run_on_cpus(Topology& topo, Skel& skel, uint32_t gen_ifindex, const By
         errors[i] = std::current_exception();
       }
     });
+  };
+  try {
+    for (size_t i = 0; i < cpus.size(); i++) start_thread(i);
+  } catch (...) {  // could not create a thread: release and join the ones that exist
+    abandon = true;
+    go = true;
+    for (auto& t : threads) t.join();
+    throw;
+  }
   while (ready.load() < cpus.size()) std::this_thread::yield();
   const auto t0 = Clock::now();
   go = true;
