@@ -614,7 +614,15 @@ bool run_two_queues(uint64_t packets, int rounds, uint32_t affinity, std::ostrin
                  : "invalid | invalid | invalid")
        << " | " << split << " |\n";
     if (valid) {
-      goal_line += fmt(" %s %.3fx (%s);", row->name.c_str(), sr.median, met(sr.median >= 1.8));
+      // Against CPU 0 alone as specified; but if the ratio against CPU 1 alone falls on the other
+      // side of the goal, the two CPUs' speeds decide the verdict, not the forwarder.
+      const bool ok0 = sr.median >= 1.8, ok1 = sr1.median >= 1.8;
+      goal_line += fmt(" %s %.3fx (%s);", row->name.c_str(), sr.median,
+                       ok0 == ok1 ? met(ok0)
+                                  : fmt("%s against CPU 0 alone, but %.3fx against CPU 1 alone: "
+                                        "inconclusive",
+                                        met(ok0), sr1.median)
+                                        .c_str());
       if (std::abs(s0st.median - s1st.median) > 0.1 * std::max(s0st.median, s1st.median))
         vs_cpu1_line += fmt(" %s: CPU 0 alone %.3f Mpps, CPU 1 alone %.3f Mpps;", row->name.c_str(),
                             s0st.median / 1e6, s1st.median / 1e6);
