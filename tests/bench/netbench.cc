@@ -123,8 +123,16 @@ struct Topology {
   void create(int queues) {
     const std::string q =
         " numtxqueues " + std::to_string(queues) + " numrxqueues " + std::to_string(queues);
+    // No IPv6 on the benchmark's links: its neighbour discovery, router solicitations and MLD
+    // reports are skbs, and a veth queues an skb by its TX queue, not by the sending CPU. One sent
+    // from CPU 0 onto queue 1 schedules queue 1's NAPI on CPU 0, where it can stay for a whole run
+    // while CPU 1's generator keeps that queue busy, moving CPU 1's work to CPU 0.
     for (const auto& ns : {gen, lb, sink})
-      sh("ip netns add " + ns + " && ip -n " + ns + " link set lo up");
+      sh("ip netns add " + ns + " && ip netns exec " + ns +
+         " sh -c '[ -d /proc/sys/net/ipv6 ] || exit 0; echo 1 > "
+         "/proc/sys/net/ipv6/conf/all/disable_ipv6 && echo 1 > "
+         "/proc/sys/net/ipv6/conf/default/disable_ipv6' && ip -n " +
+         ns + " link set lo up");
     sh("ip link add gen0 netns " + gen + " address " + kGenMac + q + " type veth peer name lb0 " +
        "netns " + lb + " address " + kLbMac + q);
     sh("ip link add s0 netns " + lb + " address " + kS0Mac + q + " type veth peer name s1 netns " +
