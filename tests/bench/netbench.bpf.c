@@ -3,7 +3,9 @@
  * Programs for the forwarding benchmark (tests/bench/netbench.cc):
  *   gen       traffic source under BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES: gives each
  *             frame an IPv4 source address from a counter (fixing the header checksum) and
- *             sends it with XDP_TX, so one template becomes any number of distinct clients
+ *             sends it with XDP_TX, so one template becomes any number of distinct clients;
+ *             with cpu_stride set, generators running on different CPUs (one test run per
+ *             CPU) send disjoint sets of clients
  *   null_fwd  the fastest possible forwarder: redirect everything to the sink port
  *   sink      counts and drops (the sink must never be the bottleneck)
  *   pass      XDP_PASS, for the kernel-stack (nftables) forwarder: a veth that receives
@@ -24,10 +26,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Live-frames mode recycles pages without re-initialising them, and the forwarders rewrite
  * frames in place, so every frame gets its header back from this template first. */
 struct gen_config {
-  __u32 base;    /* first client address, host order */
-  __u32 count;   /* 0: every frame a new address (counter keeps growing); else cycle */
-  __u32 rewrite; /* 1: rewrite the source address; 0: send the template unchanged */
-  __u32 pad;
+  __u32 base;       /* first client address, host order */
+  __u32 count;      /* 0: every frame a new address (counter keeps growing); else cycle */
+  __u32 rewrite;    /* 1: rewrite the source address; 0: send the template unchanged */
+  __u32 cpu_stride; /* client += CPU number * cpu_stride: each generator CPU its own clients */
   __u8 header[GEN_HEADER];
 };
 
@@ -80,6 +82,7 @@ int gen(struct xdp_md* ctx) {
   if ((void*)(ip + 1) > data_end) return XDP_ABORTED;
   __u64 n = (*counter)++;
   __u32 client = cfg->base + (cfg->count ? (__u32)(n % cfg->count) : (__u32)(n & 0x3fffff));
+  if (cfg->cpu_stride) client += bpf_get_smp_processor_id() * cfg->cpu_stride;
   __u32 old = ip->saddr;
   __u32 new = bpf_htonl(client);
   ip->saddr = new;
