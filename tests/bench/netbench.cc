@@ -1,7 +1,7 @@
 // Forwarding benchmark (root): generator namespace -> forwarder namespace -> sink namespace over
 // veth pairs, every forwarder measured in the same run, alternating, several rounds.
 //
-//   ikelb_netbench [--packets N] [--rounds R] [--out DIR] [--affinity ENTRIES]
+//   ikelb_netbench [--packets N] [--rounds R] [--out DIR] [--affinity ENTRIES] [--single-queue]
 //
 // The generator is BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES on the generator's veth:
 // its XDP program gives every frame a client address from a counter and sends it with XDP_TX.
@@ -666,7 +666,7 @@ bool run_two_queues(uint64_t packets, int rounds, uint32_t affinity, std::ostrin
   return valid;
 }
 
-int run(uint64_t packets, int rounds, const std::string& out, uint32_t affinity) {
+int run(uint64_t packets, int rounds, const std::string& out, uint32_t affinity, bool two_queues) {
   std::ostringstream md;
   std::vector<Series> series = {
       {"generator alone", "frames counted and dropped at the forwarder's port", {}},
@@ -864,7 +864,7 @@ int run(uint64_t packets, int rounds, const std::string& out, uint32_t affinity)
      << fmt("| %s | %.2f× | %.2f–%.2f× | ≥ 5×: %s |\n", per_round.c_str(), nft.median, nft.lo,
             nft.hi, met(nft.median >= 5));
 
-  const bool two_queues_valid = run_two_queues(packets, rounds, affinity, md);
+  const bool two_queues_valid = !two_queues || run_two_queues(packets, rounds, affinity, md);
 
   // Maglev table build time and affinity memory.
   md << "\n| Maglev build, M = 65537 | median ms |\n|---|---|\n";
@@ -914,7 +914,8 @@ const char* kUsage =
     "                      (default 2000000)\n"
     "  --rounds R          rounds, 1..1000 (default 5)\n"
     "  --out DIR           write DIR/forwarding.dat and DIR/forwarding.md (DIR must exist)\n"
-    "  --affinity ENTRIES  ikelb's affinity table size, 1..2^32-1 (default the data path's)\n";
+    "  --affinity ENTRIES  ikelb's affinity table size, 1..2^32-1 (default the data path's)\n"
+    "  --single-queue      skip the 2-queue run (tests/bench/variants.sh compares data paths)\n";
 
 [[noreturn]] void usage_error(const std::string& message) {
   std::fprintf(stderr, "ikelb_netbench: %s\n%s", message.c_str(), kUsage);
@@ -938,11 +939,17 @@ int main(int argc, char** argv) {
   int rounds = 5;
   std::string out;
   uint32_t affinity = IKELB_DEFAULT_AFFINITY_ENTRIES;
+  bool two_queues = true;
   for (int i = 1; i < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {
       std::printf("%s", kUsage);
       return 0;
+    }
+    if (a == "--single-queue") {
+      two_queues = false;
+      i--;  // a flag: no value follows
+      continue;
     }
     if (a != "--packets" && a != "--rounds" && a != "--out" && a != "--affinity")
       usage_error("unknown argument \"" + a + "\"");
@@ -964,8 +971,8 @@ int main(int argc, char** argv) {
   }
   // The 2-queue run needs CPUs 0 and 1.
   cpu_set_t cpus;
-  if (sched_getaffinity(0, sizeof cpus, &cpus) != 0 || !CPU_ISSET(0, &cpus) ||
-      !CPU_ISSET(1, &cpus)) {
+  if (two_queues && (sched_getaffinity(0, sizeof cpus, &cpus) != 0 || !CPU_ISSET(0, &cpus) ||
+                     !CPU_ISSET(1, &cpus))) {
     std::fprintf(stderr,
                  "ikelb_netbench: the 2-queue run needs CPUs 0 and 1, and this process "
                  "may not run on both\n");
@@ -976,7 +983,7 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   try {
-    return ikelb::bench::run(packets, rounds, out, affinity);
+    return ikelb::bench::run(packets, rounds, out, affinity, two_queues);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ikelb_netbench: %s\n", e.what());
     return 1;
