@@ -324,8 +324,8 @@ struct ikelb_backend_stats {
  * nexthops, index backend id, for packets to a backend; client_nexthops, LRU by client address,
  * for replies. An entry serves packets that arrive on the interface it was looked up for and are
  * no longer than the longest packet the lookup allowed (MTU), until expires_ns; then the FIB is
- * asked again. A route or neighbour change reaches the traffic within IKELB_NEXTHOP_TTL_NS.
- * Written by the program only. */
+ * asked again. A route or neighbour change reaches the traffic within IKELB_NEXTHOP_TTL_NS and
+ * one tick (expiry is judged on the coarse clock). Written by the program only. */
 #define IKELB_NEXTHOP_TTL_NS 100000000ull
 #define IKELB_CLIENT_NEXTHOP_ENTRIES 65536
 struct ikelb_nexthop_key {

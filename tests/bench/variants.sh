@@ -63,7 +63,11 @@ for ((r = 1; r <= rounds; r++)); do
   done
 done
 
-python3 - "$tmp" "$rounds" "${labels[@]}" <<'PY' | tee ${out:+"$out"}
+{
+  echo "Generated on $(date -u +%Y-%m-%d) by \`tests/bench/variants.sh ${variants[*]}\`."
+  echo
+  python3 - "$tmp" "$rounds" "${labels[@]}" <<'PY'
+
 import re, statistics, sys
 tmp, rounds, labels = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 micro_rows = [("hit, 1 client", "affinity hit, 1 client, stamped"),
@@ -120,3 +124,4 @@ for name, get, fmt in rows:
     change = (f"x{medians[-1] / medians[0]:.2f}" if medians[0] and medians[-1] else "-")
     print(f"| {name} | " + " | ".join(cells) + f" | {change} |")
 PY
+} | tee ${out:+"$out"}
