@@ -15,6 +15,7 @@ mkdir -p "$out"
 
 "$build/tests/ikelb_netbench" --packets "$packets" --rounds "$rounds" --out "$out" | tee "$out/netbench.txt"
 "$build/tests/ikelb_microbench" | tee "$out/microbench.txt"
+"$build/tests/ikelb_microbench" --only "affinity hit" --affinity 65536 | tee "$out/microbench-64k.txt"
 "$build/tests/ikelb_probe_bench" | tee "$out/probe_bench.txt"
 
 gnuplot <<GP
@@ -61,19 +62,21 @@ mem="$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
   echo "ikelb's own cost per packet is paired by round: in each round, 1/rate(ikelb) minus"
   echo "1/rate(null forwarder) of that same round, so the generator's and the sink's share (the same"
   echo "work in both) cancels out and what is left is what ikelb costs beyond a bare redirect; the"
-  echo "table gives the median and"
-  echo "the range over the rounds. The ikelb hit / nftables ratio is likewise taken per round."
+  echo "table gives the median and the range over the rounds. The ikelb hit / nftables ratio is"
+  echo "likewise taken per round."
   echo
   echo "The 2-queue run uses a second set of namespaces whose veths have 2 RX and 2 TX queues. The"
   echo "generator is split into two threads pinned to CPU 0 and CPU 1 (\`pthread_setaffinity_np\`),"
   echo "each running its own live-frames loop of $packets packets; the generator program adds the CPU"
   echo "number x 10,000 to the client address, so the two CPUs never send the same client. A veth"
   echo "processes a frame on the CPU that sent it, so each thread's forwarder and sink work stays on"
-  echo "its CPU. \"1 CPU\" is the CPU 0 thread alone, \"2 CPUs\" both threads (total packets at the"
-  echo "sink over the wall time), for the null forwarder and the ikelb hit, every round, in a rotating"
-  echo "order with a third run, the CPU 1 thread alone, which shows whether the two CPUs are equally"
-  echo "fast (if not, the 2-vs-1 ratio depends on which one counts as \"1 CPU\"; when the ratio"
-  echo "against CPU 1 alone falls on the other side of the goal, the verdict is \"inconclusive\")."
+  echo "its CPU. Every round runs, in a rotating order, the CPU 0 thread alone, the CPU 1 thread"
+  echo "alone and both (\"2 CPUs\": total packets at the sink over the wall time), for the null"
+  echo "forwarder and the ikelb hit. The two vCPUs of these VMs are often not equally fast, and a"
+  echo "2-CPU run lasts until the slower one has sent its half, so the scaling figure is 2 CPUs"
+  echo "against the slower CPU alone (2.0 would be perfect); each CPU's time for its own frames with"
+  echo "the other one busy, over its time alone, shows the same from the inside (1.0: no"
+  echo "interference)."
   echo "Where the packets were handled is read back from per-CPU counters (ikelb's outcomes map, the"
   echo "sink's count for null) and printed; a 2-CPU run in which either CPU handled less than 30% of"
   echo "them (or a one-thread run in which that thread's CPU handled less than 90%) is reported"
@@ -93,14 +96,25 @@ mem="$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
   cat "$out/microbench.txt"
   echo '```'
   echo
-  echo "Where an affinity hit's time goes: the null forwarder does one devmap redirect; ikelb also"
-  echo "parses the headers, looks up the service (hash map), the client's affinity entry (LRU hash)"
-  echo "and the backend, reads the clock, rewrites the destination (IP and UDP checksums, TTL),"
-  echo "updates four per-CPU counters, and redirects. The next hop comes from a per-CPU cache: one"
-  echo "\`bpf_fib_lookup\` per gateway per 100 ms for client traffic, one per client per 100 ms (an LRU"
-  echo "hash lookup per packet) for replies. Before the cache, the FIB lookup was about 45% of a"
-  echo "hit's cost (measured with variants of the program built without it, on this machine,"
-  echo "2026-11-23)."
+  echo "The same paths with a 65,536-entry affinity table (\`affinity.max_entries\`) instead of"
+  echo "the default 1,048,576:"
+  echo
+  echo '```'
+  cat "$out/microbench-64k.txt"
+  echo '```'
+  echo
+  echo "## What each change bought"
+  echo
+  echo "The data path at three revisions: \`before\` (549f2d3, when the per-packet-cost work began),"
+  echo "\`devmap\` (5a1f5c6: one devmap lookup per redirected packet, the redirect's own, instead"
+  echo "of a lookup and then the redirect) and \`clock\` (9cf4be2: decisions read the coarse clock,"
+  echo "time stamps the agent reads stay exact). \`tests/bench/variants.sh\` builds the two"
+  echo "benchmarks of this tree once per revision, each with that revision's \`ebpf/\`, and alternates"
+  echo "them round by round; \`run.sh\` does not rerun it (it builds one benchmark per revision):"
+  echo
+  cat "$out/variants.md"
+  echo
+  cat "$repo/docs/bench/analysis.md"
   echo
   echo "## Health checks: agent CPU and failover time"
   echo
