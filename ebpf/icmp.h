@@ -151,7 +151,7 @@ static __always_inline int handle_icmp_to_vip(struct xdp_md* ctx, struct pkt* p,
     return IKELB_OUT_PASS_ICMP_OTHER;
   if (ttl_of(p, data_end) <= 1) return IKELB_OUT_PASS_TTL_EXPIRED;
 
-  __u64 now = bpf_ktime_get_ns();
+  __u64 now = bpf_ktime_get_coarse_ns(); /* decisions only: select.h, "Two clocks" */
   struct ikelb_backend* be = 0;
   __u32 backend_id = place_client(&q.dst, p->family, vs_id, now, &be);
   if (backend_id == IKELB_NO_BACKEND || !be) return IKELB_OUT_DROP_NO_BACKEND;
@@ -179,7 +179,7 @@ static __always_inline int handle_icmp_from_backend(struct xdp_md* ctx, struct p
   if (!addr_eq(&q.dst, &p->src) || !addr_eq(&q.src, &p->dst) ||
       !lookup_service(&rev->vip, p->family, q.proto, q.dport, &vs_id))
     return IKELB_OUT_PASS_ICMP_OTHER;
-  __u64 now = bpf_ktime_get_ns();
+  __u64 now = bpf_ktime_get_coarse_ns(); /* decisions only: select.h, "Two clocks" */
   if (!from_gateway_side(ctx, p, rev->backend_id, now)) return IKELB_OUT_DROP_REVERSE_PATH;
   if (ttl_of(p, data_end) <= 1) return IKELB_OUT_PASS_TTL_EXPIRED;
 
