@@ -228,6 +228,10 @@ class E2eTest : public NetnsFixture {
 
   // ---- the agent ----
 
+  // The virtual server's health check: fast, so that failover tests see a gateway go down soon.
+  nlohmann::json health_check_ = {
+      {"mode", "stateless"}, {"interval_ms", 200}, {"timeout_ms", 150}, {"rise", 2}, {"fall", 3}};
+
   void write_config(const std::vector<int>& backends, uint32_t idle_timeout_s = 600) {
     nlohmann::json ifs = {"up0"}, list = nlohmann::json::array();
     std::set<int> links(gateways_.begin(), gateways_.end());
@@ -248,12 +252,7 @@ class E2eTest : public NetnsFixture {
          {{{"name", "vpn"},
            {"address", kVip},
            {"maglev_table_size", kTableSize},
-           {"health_check",
-            {{"mode", "stateless"},
-             {"interval_ms", 200},
-             {"timeout_ms", 150},
-             {"rise", 2},
-             {"fall", 3}}},
+           {"health_check", health_check_},
            {"backends", list}}}}};
     if (!spi_routing_.is_null()) config["virtual_servers"][0]["spi_routing"] = spi_routing_;
     write_config_json(config);
