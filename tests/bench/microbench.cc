@@ -237,9 +237,11 @@ int run(uint32_t repeat, int rounds, const std::string& only, uint32_t affinity)
   Path first = find("IKE_SA_INIT flood");
   first.want_verdict = XDP_REDIRECT;
   run_once(first, 1);
-  auto selected = [&only](const Path& p) {
-    return only.empty() || p.name.find(only) != std::string::npos ||
-           p.name.rfind("baseline", 0) == 0 || p.name.rfind("snapshot", 0) == 0;
+  // The first two paths are the references (baseline, snapshot): measured in every phase, never
+  // filtered out, never net of the snapshot.
+  auto reference = [&paths](const Path& p) { return &p - paths.data() < 2; };
+  auto selected = [&](const Path& p) {
+    return reference(p) || only.empty() || p.name.find(only) != std::string::npos;
   };
   // Two phases. Where a client's entry sits in memory depends on the table's history: in a new
   // table, entries come off the free list in address order, so 10,000 clients share few pages;
@@ -252,7 +254,7 @@ int run(uint32_t repeat, int rounds, const std::string& only, uint32_t affinity)
       if (p.churned == churned) run_once(p, 20000);  // pins the 10,000 clients, faults pages in
     for (int round = 0; round < rounds; round++)
       for (Path& p : paths)
-        if (selected(p) && (p.churned == churned || &p - paths.data() < 2))
+        if (selected(p) && (p.churned == churned || reference(p)))
           p.ns.push_back(run_once(p, repeat));
   }
 
@@ -267,8 +269,8 @@ int run(uint32_t repeat, int rounds, const std::string& only, uint32_t affinity)
     if (p.ns.empty()) continue;
     double m = median(p.ns);
     auto [lo, hi] = std::minmax_element(p.ns.begin(), p.ns.end());
-    bool wrapped = &p - paths.data() >= 2;  // the data-path entries, not the two references
-    std::string net = wrapped ? std::to_string(static_cast<int>(m - copy_ns + 0.5)) + " ns" : "-";
+    std::string net =
+        !reference(p) ? std::to_string(static_cast<int>(m - copy_ns + 0.5)) + " ns" : "-";
     std::printf("%-40s %8.0f %7.0f-%-7.0f %10.2f %16s\n", p.name.c_str(), m, *lo, *hi, m / base,
                 net.c_str());
   }

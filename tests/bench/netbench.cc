@@ -406,10 +406,6 @@ struct Series {
     return stat_of(v);
   }
   double median(double Sample::*f) const { return stat(f).median; }
-  std::pair<double, double> range(double Sample::*f) const {
-    Stat st = stat(f);
-    return {st.lo, st.hi};
-  }
 };
 
 double median_ms(const std::function<void()>& f, int runs) {
@@ -558,10 +554,9 @@ bool run_two_queues(uint64_t packets, int rounds, uint32_t affinity, std::ostrin
       "10,000: the two never send the same client (all 20,000 pinned by a warm-up run). "
       "Each round runs the CPU 0 thread alone, the CPU 1 thread alone and both threads (\"2 "
       "CPUs\"), in a rotating order; the scaling is 2 CPUs against the slower of the two alone "
-      "(the "
-      "2-CPU run lasts until the slower CPU is done). Rate: packets at the sink / wall time from "
-      "the start to the last "
-      "thread's end. The per-CPU split is read from per-CPU counters (ikelb: its outcomes map, "
+      "(the 2-CPU run lasts until the slower CPU is done). Rate: packets at the sink / wall time "
+      "from the start to the last thread's end. The per-CPU split is read from per-CPU counters "
+      "(ikelb: its outcomes map, "
       "forward_redirect; null: the sink's count); a 2-CPU run where either CPU handled under "
       "30%% of the packets, or a 1-thread run where its CPU handled under 90%%, makes the whole "
       "2-queue run invalid.",
@@ -763,8 +758,8 @@ int run(uint64_t packets, int rounds, const std::string& out, uint32_t affinity,
   }
   int idx = 0;
   for (const Series& s : series) {
-    double m = s.median(&Sample::delivered_pps) / 1e6;
-    auto [lo, hi] = s.range(&Sample::delivered_pps);
+    const Stat rate = s.stat(&Sample::delivered_pps);
+    const double m = rate.median / 1e6, lo = rate.lo, hi = rate.hi;
     double loss = s.median(&Sample::loss);
     std::printf("%-26s %9.3f %8.3f-%-8.3f %6.2f%% %7.2f %10.2f\n", s.name.c_str(), m, lo / 1e6,
                 hi / 1e6, 100 * loss, m * 1e6 / null_pps, m * 1e6 / nft_pps);

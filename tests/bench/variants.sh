@@ -68,7 +68,7 @@ done
   echo
   python3 - "$tmp" "$rounds" "${labels[@]}" <<'PY'
 
-import re, statistics, sys
+import functools, re, statistics, sys
 tmp, rounds, labels = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 micro_rows = [("hit, 1 client", "affinity hit, 1 client, stamped"),
               ("hit, 10,000 clients, new table", "affinity hit, 10,000 clients, new table"),
@@ -81,6 +81,7 @@ live_rows = [("hit, 1 client", "ikelb hit, 1 client"),
              ("Maglev miss", "ikelb Maglev"),
              ("reverse", "ikelb reverse")]
 
+@functools.cache
 def micro(label, r):
     got = {}
     for line in open(f"{tmp}/{label}.micro.{r}"):
@@ -88,6 +89,7 @@ def micro(label, r):
         if m: got[m.group(1)] = float(m.group(2))
     return got
 
+@functools.cache
 def live(label, r):
     """ikelb's own ns per packet over null, and hit / nftables, from one netbench round."""
     got = {}
