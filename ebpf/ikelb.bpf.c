@@ -73,7 +73,9 @@ static __always_inline int handle_to_vip(struct xdp_md* ctx, struct pkt* p, int*
   } else if (p->proto != IPPROTO_UDP && p->proto != IKELB_IPPROTO_ESP) {
     return -1;
   }
-  if (!lookup_service(&p->dst, p->family, p->proto, port, &vs_id)) return -1;
+  if (!(addr_kinds(&p->dst, p->family) & IKELB_ADDR_VIP) ||
+      !lookup_service(&p->dst, p->family, p->proto, port, &vs_id))
+    return -1;
   if (!l4_sane(p, data_end) || (p->proto == IPPROTO_UDP && p->frag != FRAG_LATER && port == 0))
     return IKELB_OUT_DROP_MALFORMED_L4;
   if (ttl_of(p, data_end) <= 1) return IKELB_OUT_PASS_TTL_EXPIRED;

@@ -178,6 +178,24 @@ struct ikelb_reverse_value {
   __u32 backend_id;
 };
 
+/* addr_filter: a summary of the addresses in vips, reverse and local_addrs, so that most packets
+ * skip the hash lookups that would find nothing. Each address sets its kind's bit in the slot
+ * its hash picks (ikelb_addr_slot); a clear bit proves the address is not of that kind, a set bit
+ * only that it may be (another address can share the slot, and a removed address's bit may stay
+ * until the agent's next rebuild). The agent sets a bit before it writes the map entry and
+ * rebuilds the filter after it deletes one, so the filter never hides an entry. Derived state:
+ * rebuilt from the maps whenever ikelbd starts, never pinned. */
+#define IKELB_ADDR_FILTER_SLOTS 4096 /* a power of two */
+enum ikelb_addr_kind {
+  IKELB_ADDR_VIP = 1,     /* a VIP (an address in vips) */
+  IKELB_ADDR_BACKEND = 2, /* a backend (an address in reverse) */
+  IKELB_ADDR_LOCAL = 4,   /* one of the host's own (an address in local_addrs) */
+};
+
+struct ikelb_addr_filter {
+  __u8 kinds[IKELB_ADDR_FILTER_SLOTS]; /* enum ikelb_addr_kind bits */
+};
+
 /* affinity (LRU): (virtual server, client address) -> backend. Never the port: a client's UDP
  * 500, UDP 4500, ESP and fragments all share one entry. */
 struct ikelb_affinity_key {
@@ -410,6 +428,7 @@ struct ikelb_backend_meta {
 #define IKELB_MAP_SPI_ROUTING "spi_routing"
 #define IKELB_MAP_SPI_LABELS "spi_labels"
 #define IKELB_MAP_SPI_OWNERS "spi_owners"
+#define IKELB_MAP_ADDR_FILTER "addr_filter"
 
 /* The Maglev index of a client: a hash of its address only (never the port), so every packet of
  * a client, fragments included, maps to one slot. Shared with C++ so tests and tools can predict
@@ -425,6 +444,15 @@ static inline __attribute__((always_inline)) __u32 ikelb_mix32(__u32 h) {
   h *= 0xc2b2ae35u;
   h ^= h >> 16;
   return h;
+}
+
+/* The addr_filter slot of an address: a multiplicative hash of its words' XOR (IPv4 uses the
+ * first word only, the others are 0). Not secret: an attacker who picks colliding addresses only
+ * gets the lookups every packet made before the filter existed. */
+static inline __attribute__((always_inline)) __u32 ikelb_addr_slot(const struct ikelb_addr* a,
+                                                                   __u8 family) {
+  __u32 h = (a->u32[0] ^ a->u32[1] ^ a->u32[2] ^ a->u32[3] ^ family) * 0x9e3779b1u;
+  return h >> 20; /* the top 12 bits: IKELB_ADDR_FILTER_SLOTS */
 }
 
 static inline __attribute__((always_inline)) __u32 ikelb_client_hash(const struct ikelb_addr* a,
@@ -466,6 +494,8 @@ static_assert(sizeof(struct ikelb_spi_routing) == 32);
 static_assert(sizeof(struct ikelb_spi_label_key) == 8);
 static_assert(sizeof(struct ikelb_spi_owner_key) == 16);
 static_assert(sizeof(struct ikelb_spi_owner) == 16);
+static_assert(sizeof(struct ikelb_addr_filter) == IKELB_ADDR_FILTER_SLOTS);
+static_assert(IKELB_ADDR_FILTER_SLOTS == 1u << 12);
 #endif
 
 #endif /* IKELB_ABI_H */

@@ -63,6 +63,15 @@ struct {
   __type(value, struct ikelb_frag_value);
 } reply_frags SEC(".maps");
 
+/* Which addresses may be in vips, reverse or local_addrs (ikelb_abi.h, struct ikelb_addr_filter):
+ * lets most packets skip lookups that would fail. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct ikelb_addr_filter);
+} addr_filter SEC(".maps");
+
 /* The host's own addresses: replies from backends to them are probe answers. */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);

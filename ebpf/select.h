@@ -39,6 +39,15 @@ static __always_inline void count_backend(__u32 backend_id, int failover) {
     b->new_clients += 1;
 }
 
+/* The kinds (enum ikelb_addr_kind) an address may be: a bit that is clear means the address is
+ * certainly not of that kind, so its map lookup can be skipped (struct ikelb_addr_filter). */
+static __always_inline __u32 addr_kinds(const struct ikelb_addr* addr, __u8 family) {
+  __u32 zero = 0;
+  struct ikelb_addr_filter* f = bpf_map_lookup_elem(&addr_filter, &zero);
+  if (!f) return IKELB_ADDR_VIP | IKELB_ADDR_BACKEND | IKELB_ADDR_LOCAL; /* look everything up */
+  return f->kinds[ikelb_addr_slot(addr, family) & (IKELB_ADDR_FILTER_SLOTS - 1)];
+}
+
 static __always_inline int lookup_service(const struct ikelb_addr* addr, __u8 family, __u8 proto,
                                           __u16 port, __u32* vs_id) {
   struct ikelb_vip_key key = {.family = family, .proto = proto, .port = port};
@@ -217,18 +226,19 @@ static __always_inline int limit_init(const struct ikelb_affinity_key* key) {
 /* The reverse entry of a packet from a backend to someone other than the ikelb host (a backend
  * answering the agent's health probe is delivered to the prober), 0 otherwise. */
 static __always_inline struct ikelb_reverse_value* backend_reply(struct pkt* p) {
+  if (!(addr_kinds(&p->src, p->family) & IKELB_ADDR_BACKEND)) return 0;
   struct ikelb_reverse_key rkey = {.family = p->family};
   __builtin_memcpy(&rkey.addr, &p->src, sizeof(rkey.addr));
   struct ikelb_reverse_value* rev = bpf_map_lookup_elem(&reverse, &rkey);
-  if (!rev) return 0;
+  if (!rev || !(addr_kinds(&p->dst, p->family) & IKELB_ADDR_LOCAL)) return rev;
   struct ikelb_local_key lkey = {.family = p->family};
   __builtin_memcpy(&lkey.addr, &p->dst, sizeof(lkey.addr));
-  if (bpf_map_lookup_elem(&local_addrs, &lkey)) return 0;
-  return rev;
+  return bpf_map_lookup_elem(&local_addrs, &lkey) ? 0 : rev;
 }
 
 /* A packet to a VIP from a backend's or a VIP's address is forged: no client has one. */
 static __always_inline int spoofed_client(const struct ikelb_addr* src, __u8 family) {
+  if (!(addr_kinds(src, family) & (IKELB_ADDR_BACKEND | IKELB_ADDR_VIP))) return 0;
   struct ikelb_reverse_key rkey = {.family = family};
   __builtin_memcpy(&rkey.addr, src, sizeof(rkey.addr));
   __u32 vs_id;

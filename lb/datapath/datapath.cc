@@ -65,6 +65,27 @@ bpf_map_info map_info(int fd, const std::string& what) {
   return info;
 }
 
+// Every key of a hash map (get_next_key walk).
+template <typename Key>
+std::vector<Key> hash_keys(int fd) {
+  std::vector<Key> keys;
+  Key key{}, next{};
+  const Key* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    keys.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  return keys;
+}
+
+template <typename Value>
+std::optional<Value> lookup(int fd, const void* key) {
+  Value v{};
+  if (bpf_map_lookup_elem(fd, key, &v) != 0) return std::nullopt;
+  return v;
+}
+
 struct Fd {
   int fd = -1;
   explicit Fd(int f) : fd(f) {}
@@ -99,7 +120,8 @@ Datapath::Datapath(const Options& options) : pin_dir_(options.pin_dir) {
     bpf_map* m;
     bpf_object__for_each_map(m, skel_->obj) {
       std::string name = bpf_map__name(m);
-      if (name.find('.') != std::string::npos) continue;  // .rodata/.bss: never pinned
+      // .rodata/.bss, and the address filter, which is rebuilt below: never pinned.
+      if (name.find('.') != std::string::npos || name == IKELB_MAP_ADDR_FILTER) continue;
       std::string path = pin_dir_ + "/" + name;
       if (exists(path)) {
         Fd fd(bpf_obj_get(path.c_str()));
@@ -139,6 +161,8 @@ Datapath::Datapath(const Options& options) : pin_dir_(options.pin_dir) {
   check(ikelb_bpf__load(skel_.get()),
         "loading the ikelb BPF object (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN, and in a "
         "container a seccomp profile that allows bpf())");
+  // Before any program that reads it is attached: the adopted maps may hold VIPs already.
+  rebuild_addr_filter();
 }
 
 Datapath::~Datapath() {
@@ -192,6 +216,7 @@ void check_delete(int rc, const std::string& what) {
 }  // namespace
 
 void Datapath::set_service(const ServiceKey& k, uint32_t vs_id) {
+  mark_address(k.vip, IKELB_ADDR_VIP);
   auto key = vip_key(k);
   ikelb_vip_value value{.vs_id = vs_id, .pad = 0};
   check(bpf_map_update_elem(bpf_map__fd(skel_->maps.vips), &key, &value, BPF_ANY),
@@ -202,6 +227,7 @@ void Datapath::delete_service(const ServiceKey& k) {
   auto key = vip_key(k);
   check_delete(bpf_map_delete_elem(bpf_map__fd(skel_->maps.vips), &key),
                "deleting service " + describe(k));
+  rebuild_addr_filter();
 }
 
 void Datapath::set_virtual_server(uint32_t vs_id, const ikelb_vs& v) {
@@ -236,6 +262,7 @@ void Datapath::set_backend(uint32_t id, const ikelb_backend& b) {
 }
 
 void Datapath::set_reverse(const IpAddress& backend, const ikelb_reverse_value& value) {
+  mark_address(backend, IKELB_ADDR_BACKEND);
   auto key = reverse_key(backend);
   check(bpf_map_update_elem(bpf_map__fd(skel_->maps.reverse), &key, &value, BPF_ANY),
         "writing reverse entry for " + backend.str());
@@ -245,6 +272,7 @@ void Datapath::delete_reverse(const IpAddress& backend) {
   auto key = reverse_key(backend);
   check_delete(bpf_map_delete_elem(bpf_map__fd(skel_->maps.reverse), &key),
                "deleting reverse entry for " + backend.str());
+  rebuild_addr_filter();
 }
 
 void Datapath::set_vs_meta(uint32_t vs_id, const ikelb_vs_meta& meta) {
@@ -277,24 +305,51 @@ size_t Datapath::set_local_addresses(const std::vector<IpAddress>& addrs) {
     wanted.push_back(k);
     uint32_t one = 1, cur = 0;
     if (bpf_map_lookup_elem(fd, &k, &cur) == 0) continue;
+    mark_address(a, IKELB_ADDR_LOCAL);
     check(bpf_map_update_elem(fd, &k, &one, BPF_ANY), "adding local address " + a.str());
     changed++;
   }
-  ikelb_local_key k{}, next{};
-  const ikelb_local_key* prev = nullptr;
   std::vector<ikelb_local_key> stale;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+  for (const ikelb_local_key& k : hash_keys<ikelb_local_key>(fd))
     if (std::none_of(wanted.begin(), wanted.end(),
-                     [&](const auto& w) { return std::memcmp(&w, &next, sizeof(w)) == 0; }))
-      stale.push_back(next);
-    k = next;
-    prev = &k;
-  }
+                     [&](const auto& w) { return std::memcmp(&w, &k, sizeof(w)) == 0; }))
+      stale.push_back(k);
   for (const auto& s : stale) {
     check_delete(bpf_map_delete_elem(fd, &s), "removing a local address");
     changed++;
   }
+  if (!stale.empty()) rebuild_addr_filter();
   return changed;
+}
+
+// The program reads the filter while it changes; that is safe because each slot is a byte (a
+// store the program sees whole) and a slot's kinds only lose a bit once no entry of that kind
+// can be behind it. Only the agent's thread writes it.
+void Datapath::mark_address(const IpAddress& addr, uint8_t kind) {
+  int fd = bpf_map__fd(skel_->maps.addr_filter);
+  uint32_t zero = 0;
+  ikelb_addr_filter f{};
+  check(bpf_map_lookup_elem(fd, &zero, &f), "reading the address filter");
+  uint8_t& slot = f.kinds[ikelb_addr_slot(&addr.addr, addr.family)];
+  if (slot & kind) return;
+  slot |= kind;
+  check(bpf_map_update_elem(fd, &zero, &f, BPF_ANY), "writing the address filter");
+}
+
+void Datapath::rebuild_addr_filter() {
+  ikelb_addr_filter f{};
+  auto mark = [&f](const ikelb_addr& a, uint8_t family, uint8_t kind) {
+    f.kinds[ikelb_addr_slot(&a, family)] |= kind;
+  };
+  for (const auto& k : hash_keys<ikelb_vip_key>(bpf_map__fd(skel_->maps.vips)))
+    mark(k.addr, k.family, IKELB_ADDR_VIP);
+  for (const auto& k : hash_keys<ikelb_reverse_key>(bpf_map__fd(skel_->maps.reverse)))
+    mark(k.addr, k.family, IKELB_ADDR_BACKEND);
+  for (const auto& k : hash_keys<ikelb_local_key>(bpf_map__fd(skel_->maps.local_addrs)))
+    mark(k.addr, k.family, IKELB_ADDR_LOCAL);
+  uint32_t zero = 0;
+  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.addr_filter), &zero, &f, BPF_ANY),
+        "writing the address filter");
 }
 
 void Datapath::set_settings(const ikelb_settings& s) {
@@ -333,31 +388,6 @@ void Datapath::delete_spi_label(uint32_t vs_id, uint32_t id) {
       bpf_map_delete_elem(bpf_map__fd(skel_->maps.spi_labels), &key),
       "deleting SPI label " + std::to_string(id) + " of virtual server " + std::to_string(vs_id));
 }
-
-namespace {
-
-// Every key of a hash map (get_next_key walk).
-template <typename Key>
-std::vector<Key> hash_keys(int fd) {
-  std::vector<Key> keys;
-  Key key{}, next{};
-  const Key* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    keys.push_back(next);
-    key = next;
-    prev = &key;
-  }
-  return keys;
-}
-
-template <typename Value>
-std::optional<Value> lookup(int fd, const void* key) {
-  Value v{};
-  if (bpf_map_lookup_elem(fd, key, &v) != 0) return std::nullopt;
-  return v;
-}
-
-}  // namespace
 
 MapSnapshot Datapath::snapshot() const {
   MapSnapshot snap;

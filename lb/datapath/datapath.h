@@ -137,6 +137,10 @@ class Datapath : public MapWriter {
  private:
   template <typename T>
   T sum_percpu(int fd, uint32_t key) const;
+  // addr_filter (ikelb_abi.h): a kind's bit for `addr` is set before its map entry is written;
+  // after a delete the filter is rebuilt from vips, reverse and local_addrs.
+  void mark_address(const IpAddress& addr, uint8_t kind);
+  void rebuild_addr_filter();
 
   struct SkelDeleter {
     void operator()(::ikelb_bpf* s) const;

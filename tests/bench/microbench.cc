@@ -78,21 +78,13 @@ int run(uint32_t repeat, int rounds, const std::string& only, uint32_t affinity)
 
   std::unique_ptr<ikelb_microbench_bpf, SkelDeleter> skel(ikelb_microbench_bpf__open());
   if (!skel) throw std::system_error(errno, std::generic_category(), "opening the bench object");
-  // Share the data path's maps: the bench programs see exactly the state the testbed wrote.
-  for (const char* name : {IKELB_MAP_VIPS,          IKELB_MAP_VS,
-                           IKELB_MAP_MAGLEV,        IKELB_MAP_BACKENDS,
-                           IKELB_MAP_REVERSE,       IKELB_MAP_AFFINITY,
-                           IKELB_MAP_REPLY_FRAGS,   IKELB_MAP_TX_PORTS,
-                           IKELB_MAP_SETTINGS,      IKELB_MAP_VS_STATS,
-                           IKELB_MAP_BACKEND_STATS, IKELB_MAP_OUTCOMES,
-                           IKELB_MAP_EVENTS,        IKELB_MAP_LOCAL_ADDRS,
-                           IKELB_MAP_EDGE,          IKELB_MAP_INIT_LIMITS,
-                           IKELB_MAP_INIT_SOURCES,  IKELB_MAP_INIT_TOTALS,
-                           IKELB_MAP_VS_EDGE_STATS, IKELB_MAP_SPI_ROUTING,
-                           IKELB_MAP_SPI_LABELS,    IKELB_MAP_SPI_OWNERS}) {
-    bpf_map* m = bpf_object__find_map_by_name(skel->obj, name);
-    if (!m || bpf_map__reuse_fd(m, dp.map_fd(name)) != 0)
-      throw std::runtime_error(std::string("sharing map ") + name);
+  // Share every map of the data path: the bench programs see exactly the state the testbed
+  // wrote. Only the bench's own scratch map (and any .rodata/.bss) stays the bench object's.
+  bpf_map* m;
+  bpf_object__for_each_map(m, skel->obj) {
+    const std::string name = bpf_map__name(m);
+    if (name.find('.') != std::string::npos || name.starts_with("bench_")) continue;
+    if (bpf_map__reuse_fd(m, dp.map_fd(name)) != 0) throw std::runtime_error("sharing map " + name);
   }
   if (ikelb_microbench_bpf__load(skel.get()) != 0)
     throw std::system_error(errno, std::generic_category(), "loading the bench object");

@@ -4,10 +4,12 @@
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "datapath.h"
@@ -162,6 +164,46 @@ TEST(Pinning, ACounterArrayTooSmallForNewOutcomesIsReplaced) {
     ASSERT_EQ(bpf_obj_get_info_by_fd(pinned_fd, &pinned_info, &len), 0);
     EXPECT_EQ(pinned_info.id, info.id);  // the new map took the pin
     close(pinned_fd);
+  }
+  Datapath::teardown(pins);
+}
+
+// The address filter is derived from vips, reverse and local_addrs: never pinned, and rebuilt from
+// the adopted maps before a new program can read it. An empty filter would hide every VIP from
+// the new program: the upgrade would stop forwarding until the next configuration change.
+TEST(Pinning, TheAddressFilterIsRebuiltFromTheAdoptedMaps) {
+  [[maybe_unused]] Sandbox sandbox = Sandbox::create();
+  BpffsMount fs;
+  const std::string pins = fs.dir + "/ikelb";
+  const IpAddress vip = IpAddress::must_parse("203.0.113.77");
+  const IpAddress gw = IpAddress::must_parse("fd00::77");
+  const IpAddress local = IpAddress::must_parse("10.9.9.9");
+  auto kinds = [](const Datapath& dp, const IpAddress& a) {
+    ikelb_addr_filter f{};
+    const uint32_t zero = 0;
+    EXPECT_EQ(bpf_map_lookup_elem(dp.map_fd(IKELB_MAP_ADDR_FILTER), &zero, &f), 0);
+    return f.kinds[ikelb_addr_slot(&a.addr, a.family)];
+  };
+  {
+    Datapath dp(pinned(pins));
+    dp.set_service(vip, IPPROTO_UDP, 4500, 2);
+    dp.set_reverse(gw, {.vip = vip.addr, .vs_id = 2, .backend_id = 9});
+    dp.set_local_addresses({local});
+    EXPECT_EQ(kinds(dp, vip) & IKELB_ADDR_VIP, IKELB_ADDR_VIP);
+  }
+  EXPECT_FALSE(std::filesystem::exists(pins + "/" IKELB_MAP_ADDR_FILTER));
+  {
+    Datapath dp(pinned(pins));
+    EXPECT_EQ(std::count(dp.adopted_maps().begin(), dp.adopted_maps().end(), IKELB_MAP_ADDR_FILTER),
+              0);
+    EXPECT_EQ(kinds(dp, vip) & IKELB_ADDR_VIP, IKELB_ADDR_VIP);
+    EXPECT_EQ(kinds(dp, gw) & IKELB_ADDR_BACKEND, IKELB_ADDR_BACKEND);
+    EXPECT_EQ(kinds(dp, local) & IKELB_ADDR_LOCAL, IKELB_ADDR_LOCAL);
+    // Removing them clears their bits (a fresh address in none of the three maps has none).
+    dp.delete_service({vip, IPPROTO_UDP, 4500});
+    dp.delete_reverse(gw);
+    dp.set_local_addresses({});
+    for (const IpAddress& a : {vip, gw, local}) EXPECT_EQ(kinds(dp, a), 0) << a.str();
   }
   Datapath::teardown(pins);
 }
