@@ -60,6 +60,7 @@ static __always_inline int lookup_service(const struct ikelb_addr* addr, __u8 fa
 
 /* Whether `addr` is a VIP: every virtual server has a protocol-wide UDP or ESP entry. */
 static __always_inline int is_vip(const struct ikelb_addr* addr, __u8 family, __u32* vs_id) {
+  if (!(addr_kinds(addr, family) & IKELB_ADDR_VIP)) return 0;
   return lookup_service(addr, family, IPPROTO_UDP, 0, vs_id) ||
          lookup_service(addr, family, IKELB_IPPROTO_ESP, 0, vs_id);
 }
