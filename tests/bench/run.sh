@@ -105,12 +105,14 @@ mem="$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
   echo
   echo "## What each change bought"
   echo
-  echo "The data path at three revisions: \`before\` (549f2d3, when the per-packet-cost work began),"
+  echo "The data path at four revisions: \`before\` (549f2d3, when the per-packet-cost work began),"
   echo "\`devmap\` (5a1f5c6: one devmap lookup per redirected packet, the redirect's own, instead"
-  echo "of a lookup and then the redirect) and \`clock\` (9cf4be2: decisions read the coarse clock,"
-  echo "time stamps the agent reads stay exact). \`tests/bench/variants.sh\` builds the two"
-  echo "benchmarks of this tree once per revision, each with that revision's \`ebpf/\`, and alternates"
-  echo "them round by round; \`run.sh\` does not rerun it (it builds one benchmark per revision):"
+  echo "of a lookup and then the redirect), \`clock\` (9cf4be2: decisions read the coarse clock,"
+  echo "time stamps the agent reads stay exact) and \`filter\` (0ce957f: the address filter lets"
+  echo "replies, new clients and traffic not for ikelb skip the lookups that cannot succeed)."
+  echo "\`tests/bench/variants.sh\` builds the two benchmarks of this tree once per revision, each"
+  echo "with that revision's \`ebpf/\` and \`lb/\`, and alternates them round by round; \`run.sh\`"
+  echo "does not rerun it (it builds one benchmark per revision):"
   echo
   cat "$out/variants.md"
   echo

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What each data-path change bought. Builds this tree's micro-benchmark and forwarding benchmark
-# once per revision, each with that revision's ebpf/ (the data path) and everything else from
-# this tree, then runs them alternately, round by round, so that every figure comes from the
+# once per revision, each with that revision's ebpf/ (the data path) and lb/ (the agent code that
+# fills the data path's maps) and everything else from this tree, then runs them alternately, round by round, so that every figure comes from the
 # same session on the same machine.
 #
 # Usage (root, from anywhere): tests/bench/variants.sh [--quick] [--out FILE] LABEL=REV...
@@ -42,8 +42,8 @@ for v in "${variants[@]}"; do
   src="$tmp/$label"
   mkdir -p "$src"
   tar -C "$repo" --exclude=./build --exclude=./.git -cf - . | tar -C "$src" -xf -
-  rm -rf "$src/ebpf"
-  git -C "$repo" archive "$rev" ebpf | tar -C "$src" -xf -
+  rm -rf "$src/ebpf" "$src/lb"
+  git -C "$repo" archive "$rev" ebpf lb | tar -C "$src" -xf -
   echo "building $label ($rev)" >&2
   CCACHE_BASEDIR="$src" CCACHE_NOHASHDIR=1 cmake -S "$src" -B "$src/build" \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" >"$tmp/$label.log" 2>&1
@@ -75,6 +75,7 @@ micro_rows = [("hit, 1 client", "affinity hit, 1 client, stamped"),
               ("hit, 10,000 clients, churned", "affinity hit, 10,000 clients, churned"),
               ("Maglev miss", "Maglev miss"),
               ("reverse", "reverse"),
+              ("not for ikelb (UDP)", "non-VIP pass"),
               ("ESP-in-UDP hit, SPI learning on", "ESP-in-UDP hit, SPI learning on")]
 live_rows = [("hit, 1 client", "ikelb hit, 1 client"),
              ("hit, 10,000 clients", "ikelb hit, 10,000 clients"),
