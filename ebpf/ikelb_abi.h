@@ -181,10 +181,10 @@ struct ikelb_reverse_value {
 /* addr_filter: a summary of the addresses in vips, reverse and local_addrs, so that most packets
  * skip the hash lookups that would find nothing. Each address sets its kind's bit in the slot
  * its hash picks (ikelb_addr_slot); a clear bit proves the address is not of that kind, a set bit
- * only that it may be (another address can share the slot, and a removed address's bit may stay
- * until the agent's next rebuild). The agent sets a bit before it writes the map entry and
- * rebuilds the filter after it deletes one, so the filter never hides an entry. Derived state:
- * rebuilt from the maps whenever ikelbd starts, never pinned. */
+ * only that it may be (another address can share the slot). The agent counts the entries behind
+ * each slot and kind: it sets a bit before it writes the first entry and clears it after it
+ * deleted the last, so the filter never hides an entry. Derived state: counted from the maps
+ * whenever ikelbd starts, never pinned. */
 #define IKELB_ADDR_FILTER_SLOTS 4096 /* a power of two */
 enum ikelb_addr_kind {
   IKELB_ADDR_VIP = 1,     /* a VIP (an address in vips) */

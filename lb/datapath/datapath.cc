@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -162,7 +163,7 @@ Datapath::Datapath(const Options& options) : pin_dir_(options.pin_dir) {
         "loading the ikelb BPF object (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN, and in a "
         "container a seccomp profile that allows bpf())");
   // Before any program that reads it is attached: the adopted maps may hold VIPs already.
-  rebuild_addr_filter();
+  count_adopted_addresses();
 }
 
 Datapath::~Datapath() {
@@ -208,26 +209,33 @@ std::string describe(const ServiceKey& k) {
   return k.vip.str() + "/" + std::to_string(k.proto) + "/" + std::to_string(k.port);
 }
 
-// Deleting what is already gone is fine: the goal is its absence.
-void check_delete(int rc, const std::string& what) {
+// Deleting what is already gone is fine: the goal is its absence. True if an entry went.
+bool check_delete(int rc, const std::string& what) {
   if (rc < 0 && errno != ENOENT) fail(errno, what);
+  return rc == 0;
+}
+
+bool has_entry(int fd, const void* key, size_t value_size) {
+  std::vector<uint8_t> value(value_size);
+  return bpf_map_lookup_elem(fd, key, value.data()) == 0;
 }
 
 }  // namespace
 
 void Datapath::set_service(const ServiceKey& k, uint32_t vs_id) {
-  mark_address(k.vip, IKELB_ADDR_VIP);
+  const int fd = bpf_map__fd(skel_->maps.vips);
   auto key = vip_key(k);
+  if (!has_entry(fd, &key, sizeof(ikelb_vip_value)))
+    count_address(key.addr, key.family, IKELB_ADDR_VIP, true);
   ikelb_vip_value value{.vs_id = vs_id, .pad = 0};
-  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.vips), &key, &value, BPF_ANY),
-        "writing service " + describe(k));
+  check(bpf_map_update_elem(fd, &key, &value, BPF_ANY), "writing service " + describe(k));
 }
 
 void Datapath::delete_service(const ServiceKey& k) {
   auto key = vip_key(k);
-  check_delete(bpf_map_delete_elem(bpf_map__fd(skel_->maps.vips), &key),
-               "deleting service " + describe(k));
-  rebuild_addr_filter();
+  if (check_delete(bpf_map_delete_elem(bpf_map__fd(skel_->maps.vips), &key),
+                   "deleting service " + describe(k)))
+    count_address(key.addr, key.family, IKELB_ADDR_VIP, false);
 }
 
 void Datapath::set_virtual_server(uint32_t vs_id, const ikelb_vs& v) {
@@ -262,17 +270,19 @@ void Datapath::set_backend(uint32_t id, const ikelb_backend& b) {
 }
 
 void Datapath::set_reverse(const IpAddress& backend, const ikelb_reverse_value& value) {
-  mark_address(backend, IKELB_ADDR_BACKEND);
+  const int fd = bpf_map__fd(skel_->maps.reverse);
   auto key = reverse_key(backend);
-  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.reverse), &key, &value, BPF_ANY),
+  if (!has_entry(fd, &key, sizeof(value)))
+    count_address(key.addr, key.family, IKELB_ADDR_BACKEND, true);
+  check(bpf_map_update_elem(fd, &key, &value, BPF_ANY),
         "writing reverse entry for " + backend.str());
 }
 
 void Datapath::delete_reverse(const IpAddress& backend) {
   auto key = reverse_key(backend);
-  check_delete(bpf_map_delete_elem(bpf_map__fd(skel_->maps.reverse), &key),
-               "deleting reverse entry for " + backend.str());
-  rebuild_addr_filter();
+  if (check_delete(bpf_map_delete_elem(bpf_map__fd(skel_->maps.reverse), &key),
+                   "deleting reverse entry for " + backend.str()))
+    count_address(key.addr, key.family, IKELB_ADDR_BACKEND, false);
 }
 
 void Datapath::set_vs_meta(uint32_t vs_id, const ikelb_vs_meta& meta) {
@@ -305,7 +315,7 @@ size_t Datapath::set_local_addresses(const std::vector<IpAddress>& addrs) {
     wanted.push_back(k);
     uint32_t one = 1, cur = 0;
     if (bpf_map_lookup_elem(fd, &k, &cur) == 0) continue;
-    mark_address(a, IKELB_ADDR_LOCAL);
+    count_address(k.addr, k.family, IKELB_ADDR_LOCAL, true);
     check(bpf_map_update_elem(fd, &k, &one, BPF_ANY), "adding local address " + a.str());
     changed++;
   }
@@ -315,41 +325,48 @@ size_t Datapath::set_local_addresses(const std::vector<IpAddress>& addrs) {
                      [&](const auto& w) { return std::memcmp(&w, &k, sizeof(w)) == 0; }))
       stale.push_back(k);
   for (const auto& s : stale) {
-    check_delete(bpf_map_delete_elem(fd, &s), "removing a local address");
+    if (check_delete(bpf_map_delete_elem(fd, &s), "removing a local address"))
+      count_address(s.addr, s.family, IKELB_ADDR_LOCAL, false);
     changed++;
   }
-  if (!stale.empty()) rebuild_addr_filter();
   return changed;
 }
 
 // The program reads the filter while it changes; that is safe because each slot is a byte (a
-// store the program sees whole) and a slot's kinds only lose a bit once no entry of that kind
-// can be behind it. Only the agent's thread writes it.
-void Datapath::mark_address(const IpAddress& addr, uint8_t kind) {
-  int fd = bpf_map__fd(skel_->maps.addr_filter);
-  uint32_t zero = 0;
-  ikelb_addr_filter f{};
-  check(bpf_map_lookup_elem(fd, &zero, &f), "reading the address filter");
-  uint8_t& slot = f.kinds[ikelb_addr_slot(&addr.addr, addr.family)];
-  if (slot & kind) return;
-  slot |= kind;
-  check(bpf_map_update_elem(fd, &zero, &f, BPF_ANY), "writing the address filter");
+// store the program sees whole) and a slot loses a kind only once no entry of that kind is left
+// behind it. Only the agent's thread writes it.
+void Datapath::count_address(const ikelb_addr& addr, uint8_t family, uint8_t kind, bool added) {
+  if (tally_address(addr, family, kind, added)) write_addr_filter();
 }
 
-void Datapath::rebuild_addr_filter() {
-  ikelb_addr_filter f{};
-  auto mark = [&f](const ikelb_addr& a, uint8_t family, uint8_t kind) {
-    f.kinds[ikelb_addr_slot(&a, family)] |= kind;
-  };
-  for (const auto& k : hash_keys<ikelb_vip_key>(bpf_map__fd(skel_->maps.vips)))
-    mark(k.addr, k.family, IKELB_ADDR_VIP);
-  for (const auto& k : hash_keys<ikelb_reverse_key>(bpf_map__fd(skel_->maps.reverse)))
-    mark(k.addr, k.family, IKELB_ADDR_BACKEND);
-  for (const auto& k : hash_keys<ikelb_local_key>(bpf_map__fd(skel_->maps.local_addrs)))
-    mark(k.addr, k.family, IKELB_ADDR_LOCAL);
+bool Datapath::tally_address(const ikelb_addr& addr, uint8_t family, uint8_t kind, bool added) {
+  const uint32_t slot = ikelb_addr_slot(&addr, family);
+  uint32_t& n = addr_counts_[slot][std::countr_zero(kind)];
+  if (added)
+    n++;
+  else if (n > 0)
+    n--;
+  uint8_t& kinds = addr_filter_.kinds[slot];
+  const uint8_t want = n ? kinds | kind : kinds & ~kind;
+  if (want == kinds) return false;
+  kinds = want;
+  return true;
+}
+
+void Datapath::write_addr_filter() {
   uint32_t zero = 0;
-  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.addr_filter), &zero, &f, BPF_ANY),
+  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.addr_filter), &zero, &addr_filter_, BPF_ANY),
         "writing the address filter");
+}
+
+void Datapath::count_adopted_addresses() {
+  for (const auto& k : hash_keys<ikelb_vip_key>(bpf_map__fd(skel_->maps.vips)))
+    tally_address(k.addr, k.family, IKELB_ADDR_VIP, true);
+  for (const auto& k : hash_keys<ikelb_reverse_key>(bpf_map__fd(skel_->maps.reverse)))
+    tally_address(k.addr, k.family, IKELB_ADDR_BACKEND, true);
+  for (const auto& k : hash_keys<ikelb_local_key>(bpf_map__fd(skel_->maps.local_addrs)))
+    tally_address(k.addr, k.family, IKELB_ADDR_LOCAL, true);
+  write_addr_filter();
 }
 
 void Datapath::set_settings(const ikelb_settings& s) {

@@ -137,10 +137,15 @@ class Datapath : public MapWriter {
  private:
   template <typename T>
   T sum_percpu(int fd, uint32_t key) const;
-  // addr_filter (ikelb_abi.h): a kind's bit for `addr` is set before its map entry is written;
-  // after a delete the filter is rebuilt from vips, reverse and local_addrs.
-  void mark_address(const IpAddress& addr, uint8_t kind);
-  void rebuild_addr_filter();
+  // addr_filter (ikelb_abi.h): one more (`added`) or one fewer entry of `kind` (an
+  // IKELB_ADDR_* bit) at `addr`. Called before an entry is written and after one is deleted, so
+  // the filter the program reads never lacks a bit for an entry in the maps.
+  void count_address(const ikelb_addr& addr, uint8_t family, uint8_t kind, bool added);
+  // The same in memory only; true if the slot's kinds changed.
+  bool tally_address(const ikelb_addr& addr, uint8_t family, uint8_t kind, bool added);
+  void write_addr_filter();
+  // The filter and its counts from what vips, reverse and local_addrs hold (adopted pins).
+  void count_adopted_addresses();
 
   struct SkelDeleter {
     void operator()(::ikelb_bpf* s) const;
@@ -149,6 +154,10 @@ class Datapath : public MapWriter {
   unsigned ncpus_ = 0;
   std::string pin_dir_;
   std::vector<std::string> adopted_, notes_;
+  ikelb_addr_filter addr_filter_{};  // what the program's addr_filter holds
+  // Entries in vips, reverse, local_addrs per filter slot (by kind: VIP, backend, local).
+  std::vector<std::array<uint32_t, 3>> addr_counts_ =
+      std::vector<std::array<uint32_t, 3>>(IKELB_ADDR_FILTER_SLOTS);
   std::map<std::string, int> link_fds_;  // ifname -> link fd (owned)
 };
 
