@@ -361,6 +361,16 @@ class HaTest : public NetnsFixture {
     return out;
   }
 
+  // The nodes the router has an up BFD session with.
+  std::set<int> router_bfd_up() {
+    const nlohmann::json peers = nlohmann::json::parse(vtysh("show bfd peers json"));
+    std::set<int> out;
+    for (const auto& p : peers)
+      for (auto& [k, n] : nodes_)
+        if (p.value("peer", "") == upstream(k, 2) && p.value("status", "") == "up") out.insert(k);
+    return out;
+  }
+
   // Milliseconds until the router's next hops for the VIP are `want` (throws after `limit`).
   double wait_nexthops(const std::set<int>& want, std::chrono::milliseconds limit = 30s) {
     const auto t0 = Clock::now();
@@ -456,6 +466,14 @@ class HaTest : public NetnsFixture {
     }
     const double ms = wait_nexthops({1, 2});
     std::printf("[ha] both nodes announced and in the router's ECMP route after %.0f ms\n", ms);
+    // BGP installs the route before BFD has come up (FRR starts BFD at slow 1 s timers), and
+    // until it is up a hung node is only noticed by the 9 s hold timer: wait for both sessions.
+    const auto t0 = Clock::now();
+    wait_for("the router's BFD sessions to both nodes", 10s, [&] {
+      return router_bfd_up() == std::set<int>{1, 2};
+    });
+    std::printf("[ha] both BFD sessions up %.0f ms later\n",
+                std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
   }
 
   // ---- peer sync (sync section, docs/high-availability.md) ----
@@ -558,7 +576,7 @@ TEST_F(HaTest, EcmpSpreadsClientsAndEveryNodePicksThePredictedGateway) {
     EXPECT_NE(birdc(n, "show protocols vip_vpn").find(" up "), std::string::npos);
     EXPECT_EQ(nctl(n, {"node", "ready"}).exit_code, 0);
   }
-  EXPECT_NE(vtysh("show bfd peers brief").find("up"), std::string::npos);
+  EXPECT_EQ(router_bfd_up(), (std::set<int>{1, 2}));
 
   auto result = parse_send(must(send_argv("spread", 3, 20), 60s));
   expect_no_loss_no_move(result, 3, "spread", "ECMP over 2 nodes");
