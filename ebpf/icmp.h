@@ -169,8 +169,9 @@ static __always_inline int handle_icmp_to_vip(struct xdp_md* ctx, struct pkt* p,
 static __always_inline int handle_icmp_from_backend(struct xdp_md* ctx, struct pkt* p,
                                                     int* action) {
   void* data_end = (void*)(long)ctx->data_end;
-  struct ikelb_reverse_value* rev = backend_reply(p);
-  if (!rev) return -1;
+  struct ikelb_reply* r = backend_reply(p);
+  if (!r) return -1;
+  struct ikelb_reverse_value* rev = &r->rev;
 
   struct icmp_quote q = {};
   int rc = parse_quote(p, data_end, &q);

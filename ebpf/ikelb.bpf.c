@@ -99,15 +99,14 @@ static __always_inline int handle_to_vip(struct xdp_md* ctx, struct pkt* p, int*
 static __always_inline int handle_from_backend(struct xdp_md* ctx, struct pkt* p, int* action) {
   void* data_end = (void*)(long)ctx->data_end;
   if (p->proto != IPPROTO_UDP && p->proto != IKELB_IPPROTO_ESP) return -1;
-  struct ikelb_reverse_value* rev = backend_reply(p);
-  if (!rev) return -1;
+  struct ikelb_reply* r = backend_reply(p);
+  if (!r) return -1;
 
-  struct ikelb_frag_value fv = {.vs_id = rev->vs_id, .backend_id = rev->backend_id};
-  __builtin_memcpy(&fv.vip, &rev->vip, sizeof(fv.vip));
+  struct ikelb_frag_value fv = {.vs_id = r->rev.vs_id, .backend_id = r->rev.backend_id};
+  __builtin_memcpy(&fv.vip, &r->rev.vip, sizeof(fv.vip));
   struct ikelb_frag_key fkey = {.family = p->family, .proto = p->proto, .id = p->frag_id};
   __builtin_memcpy(&fkey.src, &p->src, sizeof(fkey.src));
   __builtin_memcpy(&fkey.dst, &p->dst, sizeof(fkey.dst));
-  __u32 vs_id;
   __u16 port = 0;
   __u64 now = bpf_ktime_get_coarse_ns();
 
@@ -120,7 +119,7 @@ static __always_inline int handle_from_backend(struct xdp_md* ctx, struct pkt* p
   } else {
     port = udp_port(p, data_end, 1);
     if (p->proto == IPPROTO_UDP && port == 0) return -1;
-    if (!lookup_service(&fv.vip, p->family, p->proto, port, &vs_id)) return -1;
+    if (!reply_service(r, p->family, p->proto, port)) return -1;
     if (!from_gateway_side(ctx, p, fv.backend_id, now)) return IKELB_OUT_DROP_REVERSE_PATH;
     if (!l4_sane(p, data_end)) return IKELB_OUT_DROP_MALFORMED_L4;
     if (p->proto == IPPROTO_UDP && p->frag == FRAG_FIRST) {

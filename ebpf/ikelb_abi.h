@@ -178,6 +178,20 @@ struct ikelb_reverse_value {
   __u32 backend_id;
 };
 
+/* replies: what the program reads for a backend's packet, so that a reply needs one lookup to
+ * know both its VIP and whether its source port is a service of that VIP (any virtual server on
+ * it). Keyed like reverse, one entry per reverse entry: that entry's value and the VIP's services
+ * from vips. A VIP with more UDP ports than fit sets `more`, and the program asks vips for a port
+ * not listed. Derived state: built from reverse and vips whenever ikelbd starts, never pinned. */
+#define IKELB_REPLY_PORTS 6
+struct ikelb_reply {
+  struct ikelb_reverse_value rev;
+  __u16 udp_ports[IKELB_REPLY_PORTS]; /* network order; 0 = unused */
+  __u8 esp;                           /* the VIP has an ESP service */
+  __u8 more;                          /* UDP ports beyond udp_ports: look them up in vips */
+  __u8 pad[2];
+};
+
 /* addr_filter: a summary of the addresses in vips, reverse and local_addrs, so that most packets
  * skip the hash lookups that would find nothing. Each address sets its kind's bit in the slot
  * its hash picks (ikelb_addr_slot); a clear bit proves the address is not of that kind, a set bit
@@ -188,7 +202,7 @@ struct ikelb_reverse_value {
 #define IKELB_ADDR_FILTER_SLOTS 4096 /* a power of two */
 enum ikelb_addr_kind {
   IKELB_ADDR_VIP = 1,     /* a VIP (an address in vips) */
-  IKELB_ADDR_BACKEND = 2, /* a backend (an address in reverse) */
+  IKELB_ADDR_BACKEND = 2, /* a backend (an address in reverse and replies) */
   IKELB_ADDR_LOCAL = 4,   /* one of the host's own (an address in local_addrs) */
 };
 
@@ -429,6 +443,7 @@ struct ikelb_backend_meta {
 #define IKELB_MAP_SPI_LABELS "spi_labels"
 #define IKELB_MAP_SPI_OWNERS "spi_owners"
 #define IKELB_MAP_ADDR_FILTER "addr_filter"
+#define IKELB_MAP_REPLIES "replies"
 
 /* The Maglev index of a client: a hash of its address only (never the port), so every packet of
  * a client, fragments included, maps to one slot. Shared with C++ so tests and tools can predict
@@ -475,6 +490,7 @@ static_assert(sizeof(struct ikelb_vs) == 32);
 static_assert(sizeof(struct ikelb_backend) == 24);
 static_assert(sizeof(struct ikelb_reverse_key) == 20);
 static_assert(sizeof(struct ikelb_reverse_value) == 24);
+static_assert(sizeof(struct ikelb_reply) == 40);
 static_assert(sizeof(struct ikelb_local_key) == 20);
 static_assert(sizeof(struct ikelb_affinity_key) == 24);
 static_assert(sizeof(struct ikelb_affinity_value) == 16);

@@ -47,6 +47,15 @@ struct {
   __type(value, struct ikelb_reverse_value);
 } reverse SEC(".maps");
 
+/* What a backend's packet needs (ikelb_abi.h, struct ikelb_reply), derived from reverse and vips.
+ * The program reads this, never reverse. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, IKELB_MAX_BACKENDS);
+  __type(key, struct ikelb_reverse_key);
+  __type(value, struct ikelb_reply);
+} replies SEC(".maps");
+
 /* (virtual server, client address) -> backend. */
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);

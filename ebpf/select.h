@@ -224,17 +224,29 @@ static __always_inline int limit_init(const struct ikelb_affinity_key* key) {
   return INIT_ADMITTED;
 }
 
-/* The reverse entry of a packet from a backend to someone other than the ikelb host (a backend
+/* The replies entry of a packet from a backend to someone other than the ikelb host (a backend
  * answering the agent's health probe is delivered to the prober), 0 otherwise. */
-static __always_inline struct ikelb_reverse_value* backend_reply(struct pkt* p) {
+static __always_inline struct ikelb_reply* backend_reply(struct pkt* p) {
   if (!(addr_kinds(&p->src, p->family) & IKELB_ADDR_BACKEND)) return 0;
   struct ikelb_reverse_key rkey = {.family = p->family};
   __builtin_memcpy(&rkey.addr, &p->src, sizeof(rkey.addr));
-  struct ikelb_reverse_value* rev = bpf_map_lookup_elem(&reverse, &rkey);
-  if (!rev || !(addr_kinds(&p->dst, p->family) & IKELB_ADDR_LOCAL)) return rev;
+  struct ikelb_reply* r = bpf_map_lookup_elem(&replies, &rkey);
+  if (!r || !(addr_kinds(&p->dst, p->family) & IKELB_ADDR_LOCAL)) return r;
   struct ikelb_local_key lkey = {.family = p->family};
   __builtin_memcpy(&lkey.addr, &p->dst, sizeof(lkey.addr));
-  return bpf_map_lookup_elem(&local_addrs, &lkey) ? 0 : rev;
+  return bpf_map_lookup_elem(&local_addrs, &lkey) ? 0 : r;
+}
+
+/* Whether (proto, port) is a service of the reply's VIP: the same answer as lookup_service on
+ * vips, mostly without the lookup. `port` in network order, not 0 for UDP. */
+static __always_inline int reply_service(const struct ikelb_reply* r, __u8 family, __u8 proto,
+                                         __u16 port) {
+  if (proto != IPPROTO_UDP) return proto == IKELB_IPPROTO_ESP && r->esp;
+#pragma unroll
+  for (int i = 0; i < IKELB_REPLY_PORTS; i++)
+    if (r->udp_ports[i] == port) return 1;
+  __u32 vs_id;
+  return r->more && lookup_service(&r->rev.vip, family, proto, port, &vs_id);
 }
 
 /* A packet to a VIP from a backend's or a VIP's address is forged: no client has one. */
@@ -243,7 +255,7 @@ static __always_inline int spoofed_client(const struct ikelb_addr* src, __u8 fam
   struct ikelb_reverse_key rkey = {.family = family};
   __builtin_memcpy(&rkey.addr, src, sizeof(rkey.addr));
   __u32 vs_id;
-  return bpf_map_lookup_elem(&reverse, &rkey) || is_vip(src, family, &vs_id);
+  return bpf_map_lookup_elem(&replies, &rkey) || is_vip(src, family, &vs_id);
 }
 
 /* A new affinity entry: `client` is now pinned to `backend_id`. */

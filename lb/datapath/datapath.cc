@@ -121,8 +121,10 @@ Datapath::Datapath(const Options& options) : pin_dir_(options.pin_dir) {
     bpf_map* m;
     bpf_object__for_each_map(m, skel_->obj) {
       std::string name = bpf_map__name(m);
-      // .rodata/.bss, and the address filter, which is rebuilt below: never pinned.
-      if (name.find('.') != std::string::npos || name == IKELB_MAP_ADDR_FILTER) continue;
+      // .rodata/.bss, and what is derived below (address filter, replies): never pinned.
+      if (name.find('.') != std::string::npos || name == IKELB_MAP_ADDR_FILTER ||
+          name == IKELB_MAP_REPLIES)
+        continue;
       std::string path = pin_dir_ + "/" + name;
       if (exists(path)) {
         Fd fd(bpf_obj_get(path.c_str()));
@@ -162,8 +164,8 @@ Datapath::Datapath(const Options& options) : pin_dir_(options.pin_dir) {
   check(ikelb_bpf__load(skel_.get()),
         "loading the ikelb BPF object (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN, and in a "
         "container a seccomp profile that allows bpf())");
-  // Before any program that reads it is attached: the adopted maps may hold VIPs already.
-  count_adopted_addresses();
+  // Before any program that reads them is attached: the adopted maps may hold VIPs already.
+  derive_from_adopted_maps();
 }
 
 Datapath::~Datapath() {
@@ -215,23 +217,25 @@ bool check_delete(int rc, const std::string& what) {
   return rc == 0;
 }
 
-bool has_entry(int fd, const void* key, size_t value_size) {
-  std::vector<uint8_t> value(value_size);
-  return bpf_map_lookup_elem(fd, key, value.data()) == 0;
-}
-
 }  // namespace
 
+// vips and replies change in an order that keeps what replies lists a subset of vips (a port
+// is added to vips first and removed from replies first), so a reply is never translated for a
+// port that is not a service.
 void Datapath::set_service(const ServiceKey& k, uint32_t vs_id) {
-  const int fd = bpf_map__fd(skel_->maps.vips);
   auto key = vip_key(k);
-  if (!has_entry(fd, &key, sizeof(ikelb_vip_value)))
-    count_address(key.addr, key.family, IKELB_ADDR_VIP, true);
+  const bool is_new = !services_.contains(k);
+  if (is_new) count_address(key.addr, key.family, IKELB_ADDR_VIP, true);
   ikelb_vip_value value{.vs_id = vs_id, .pad = 0};
-  check(bpf_map_update_elem(fd, &key, &value, BPF_ANY), "writing service " + describe(k));
+  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.vips), &key, &value, BPF_ANY),
+        "writing service " + describe(k));
+  services_.insert(k);
+  if (is_new) rewrite_replies(k.vip);
 }
 
 void Datapath::delete_service(const ServiceKey& k) {
+  services_.erase(k);
+  rewrite_replies(k.vip);
   auto key = vip_key(k);
   if (check_delete(bpf_map_delete_elem(bpf_map__fd(skel_->maps.vips), &key),
                    "deleting service " + describe(k)))
@@ -270,19 +274,55 @@ void Datapath::set_backend(uint32_t id, const ikelb_backend& b) {
 }
 
 void Datapath::set_reverse(const IpAddress& backend, const ikelb_reverse_value& value) {
-  const int fd = bpf_map__fd(skel_->maps.reverse);
   auto key = reverse_key(backend);
-  if (!has_entry(fd, &key, sizeof(value)))
-    count_address(key.addr, key.family, IKELB_ADDR_BACKEND, true);
-  check(bpf_map_update_elem(fd, &key, &value, BPF_ANY),
+  if (!replies_.contains(backend)) count_address(key.addr, key.family, IKELB_ADDR_BACKEND, true);
+  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.reverse), &key, &value, BPF_ANY),
         "writing reverse entry for " + backend.str());
+  write_reply(backend, reply_of(value, backend.family));
 }
 
 void Datapath::delete_reverse(const IpAddress& backend) {
   auto key = reverse_key(backend);
+  check_delete(bpf_map_delete_elem(bpf_map__fd(skel_->maps.replies), &key),
+               "deleting the reply entry for " + backend.str());
+  replies_.erase(backend);
   if (check_delete(bpf_map_delete_elem(bpf_map__fd(skel_->maps.reverse), &key),
                    "deleting reverse entry for " + backend.str()))
     count_address(key.addr, key.family, IKELB_ADDR_BACKEND, false);
+}
+
+ikelb_reply Datapath::reply_of(const ikelb_reverse_value& rev, uint8_t family) const {
+  ikelb_reply r{};
+  r.rev = rev;
+  const IpAddress vip{family, rev.vip};
+  size_t ports = 0;
+  for (auto it = services_.lower_bound(ServiceKey{vip, 0, 0});
+       it != services_.end() && it->vip == vip; ++it) {
+    if (it->proto == IPPROTO_ESP)
+      r.esp = 1;
+    else if (it->proto != IPPROTO_UDP || it->port == 0)
+      continue;
+    else if (ports < IKELB_REPLY_PORTS)
+      r.udp_ports[ports++] = htons(it->port);
+    else
+      r.more = 1;
+  }
+  return r;
+}
+
+void Datapath::write_reply(const IpAddress& backend, const ikelb_reply& reply) {
+  auto key = reverse_key(backend);
+  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.replies), &key, &reply, BPF_ANY),
+        "writing the reply entry for " + backend.str());
+  replies_[backend] = reply;
+}
+
+void Datapath::rewrite_replies(const IpAddress& vip) {
+  for (const auto& [backend, cur] : replies_) {
+    if (!(IpAddress{backend.family, cur.rev.vip} == vip)) continue;
+    const ikelb_reply want = reply_of(cur.rev, backend.family);
+    if (std::memcmp(&want, &cur, sizeof(want)) != 0) write_reply(backend, want);
+  }
 }
 
 void Datapath::set_vs_meta(uint32_t vs_id, const ikelb_vs_meta& meta) {
@@ -359,14 +399,22 @@ void Datapath::write_addr_filter() {
         "writing the address filter");
 }
 
-void Datapath::count_adopted_addresses() {
-  for (const auto& k : hash_keys<ikelb_vip_key>(bpf_map__fd(skel_->maps.vips)))
+void Datapath::derive_from_adopted_maps() {
+  for (const auto& k : hash_keys<ikelb_vip_key>(bpf_map__fd(skel_->maps.vips))) {
     tally_address(k.addr, k.family, IKELB_ADDR_VIP, true);
-  for (const auto& k : hash_keys<ikelb_reverse_key>(bpf_map__fd(skel_->maps.reverse)))
+    services_.insert(ServiceKey{IpAddress{k.family, k.addr}, k.proto, ntohs(k.port)});
+  }
+  const int reverse_fd = bpf_map__fd(skel_->maps.reverse);
+  std::vector<std::pair<IpAddress, ikelb_reverse_value>> backends;
+  for (const auto& k : hash_keys<ikelb_reverse_key>(reverse_fd)) {
     tally_address(k.addr, k.family, IKELB_ADDR_BACKEND, true);
+    if (auto v = lookup<ikelb_reverse_value>(reverse_fd, &k))
+      backends.emplace_back(IpAddress{k.family, k.addr}, *v);
+  }
   for (const auto& k : hash_keys<ikelb_local_key>(bpf_map__fd(skel_->maps.local_addrs)))
     tally_address(k.addr, k.family, IKELB_ADDR_LOCAL, true);
   write_addr_filter();
+  for (const auto& [backend, rev] : backends) write_reply(backend, reply_of(rev, backend.family));
 }
 
 void Datapath::set_settings(const ikelb_settings& s) {

@@ -11,10 +11,12 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -144,8 +146,15 @@ class Datapath : public MapWriter {
   // The same in memory only; true if the slot's kinds changed.
   bool tally_address(const ikelb_addr& addr, uint8_t family, uint8_t kind, bool added);
   void write_addr_filter();
-  // The filter and its counts from what vips, reverse and local_addrs hold (adopted pins).
-  void count_adopted_addresses();
+  // replies (ikelb_abi.h, struct ikelb_reply): a backend's entry from its reverse value and the
+  // services of its VIP; written to the map (and replies_); rewritten where a VIP's services
+  // changed.
+  ikelb_reply reply_of(const ikelb_reverse_value& rev, uint8_t family) const;
+  void write_reply(const IpAddress& backend, const ikelb_reply& reply);
+  void rewrite_replies(const IpAddress& vip);
+  // The derived state from what vips, reverse and local_addrs hold (adopted pins): the filter
+  // and its counts, services_, replies_ and the replies map.
+  void derive_from_adopted_maps();
 
   struct SkelDeleter {
     void operator()(::ikelb_bpf* s) const;
@@ -158,7 +167,15 @@ class Datapath : public MapWriter {
   // Entries in vips, reverse, local_addrs per filter slot (by kind: VIP, backend, local).
   std::vector<std::array<uint32_t, 3>> addr_counts_ =
       std::vector<std::array<uint32_t, 3>>(IKELB_ADDR_FILTER_SLOTS);
-  std::map<std::string, int> link_fds_;  // ifname -> link fd (owned)
+  std::set<ServiceKey> services_;  // what vips holds
+  struct AddressLess {
+    bool operator()(const IpAddress& a, const IpAddress& b) const {
+      if (a.family != b.family) return a.family < b.family;
+      return std::memcmp(&a.addr, &b.addr, sizeof(a.addr)) < 0;
+    }
+  };
+  std::map<IpAddress, ikelb_reply, AddressLess> replies_;  // what replies holds (one per reverse)
+  std::map<std::string, int> link_fds_;                    // ifname -> link fd (owned)
 };
 
 }  // namespace ikelb

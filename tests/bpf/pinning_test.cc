@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 
 #include "datapath.h"
@@ -204,6 +205,47 @@ TEST(Pinning, TheAddressFilterIsRebuiltFromTheAdoptedMaps) {
     dp.delete_reverse(gw);
     dp.set_local_addresses({});
     for (const IpAddress& a : {vip, gw, local}) EXPECT_EQ(kinds(dp, a), 0) << a.str();
+  }
+  Datapath::teardown(pins);
+}
+
+// replies is derived from reverse and vips the same way: never pinned, rebuilt from the adopted
+// maps. Without it the new program would translate no reply until the next configuration change.
+TEST(Pinning, TheRepliesAreRebuiltFromTheAdoptedMaps) {
+  [[maybe_unused]] Sandbox sandbox = Sandbox::create();
+  BpffsMount fs;
+  const std::string pins = fs.dir + "/ikelb";
+  const IpAddress vip = IpAddress::must_parse("203.0.113.77");
+  const IpAddress gw = IpAddress::must_parse("10.1.2.3");
+  const ikelb_reverse_value rev{.vip = vip.addr, .vs_id = 2, .backend_id = 9};
+  ikelb_reverse_key key{};
+  key.addr = gw.addr;
+  key.family = gw.family;
+  {
+    Datapath dp(pinned(pins));
+    for (uint16_t port : {500, 4500, 0}) dp.set_service(vip, IPPROTO_UDP, port, 2);
+    dp.set_service(vip, IPPROTO_ESP, 0, 2);
+    dp.set_reverse(gw, rev);
+  }
+  EXPECT_FALSE(std::filesystem::exists(pins + "/" IKELB_MAP_REPLIES));
+  {
+    Datapath dp(pinned(pins));
+    EXPECT_EQ(std::count(dp.adopted_maps().begin(), dp.adopted_maps().end(), IKELB_MAP_REPLIES), 0);
+    ikelb_reply r{};
+    ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(IKELB_MAP_REPLIES), &key, &r), 0);
+    EXPECT_EQ(std::memcmp(&r.rev, &rev, sizeof(rev)), 0);
+    EXPECT_EQ(ntohs(r.udp_ports[0]), 500);
+    EXPECT_EQ(ntohs(r.udp_ports[1]), 4500);
+    EXPECT_EQ(r.udp_ports[2], 0);
+    EXPECT_EQ(r.esp, 1);
+    EXPECT_EQ(r.more, 0);
+    // And the adopted services are known: removing one rewrites the entry.
+    dp.delete_service({vip, IPPROTO_UDP, 500});
+    ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(IKELB_MAP_REPLIES), &key, &r), 0);
+    EXPECT_EQ(ntohs(r.udp_ports[0]), 4500);
+    EXPECT_EQ(r.udp_ports[1], 0);
+    dp.delete_reverse(gw);
+    EXPECT_NE(bpf_map_lookup_elem(dp.map_fd(IKELB_MAP_REPLIES), &key, &r), 0);
   }
   Datapath::teardown(pins);
 }
