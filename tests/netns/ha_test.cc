@@ -34,8 +34,8 @@
 #include <nlohmann/json.hpp>
 
 #include "datapath.h"
+#include "frr_fixture.h"
 #include "maglev.h"
-#include "netns_fixture.h"
 #include "process.h"
 
 namespace ikelb::test {
@@ -47,22 +47,21 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kVip = "203.0.113.10";
 constexpr uint32_t kTableSize = 65537;
 constexpr int kClients = 60;
-constexpr const char* kFrr = "/usr/lib/frr/";
 
 std::string upstream(int k, int host) {
   return "10.255." + std::to_string(k) + "." + std::to_string(host);
 }
 
-class HaTest : public NetnsFixture {
+class HaTest : public FrrFixture {
  protected:
   HaTest()
-      : NetnsFixture({.ikelbd = IKELBD_PATH,
-                      .ikelbctl = IKELBCTL_PATH,
-                      .netns_tool = IKELB_NETNS_TOOL_PATH,
-                      .work_dir_template = "/tmp/ikelb-ha-XXXXXX",
-                      .prefix = "ha",
-                      .mac_tag = 0x1d,
-                      .keep_env = "IKELB_HA_KEEP"}) {}
+      : FrrFixture({.ikelbd = IKELBD_PATH,
+                    .ikelbctl = IKELBCTL_PATH,
+                    .netns_tool = IKELB_NETNS_TOOL_PATH,
+                    .work_dir_template = "/tmp/ikelb-ha-XXXXXX",
+                    .prefix = "ha",
+                    .mac_tag = 0x1d,
+                    .keep_env = "IKELB_HA_KEEP"}) {}
 
   struct Node {
     int k = 0;
@@ -148,8 +147,7 @@ class HaTest : public NetnsFixture {
   // ---- daemons ----
 
   void start_frr() {
-    frr_dir_ = dir_ + "/frr";
-    std::filesystem::create_directories(frr_dir_);
+    make_frr_dir();
     std::ofstream(frr_dir_ + "/zebra.conf") << "hostname rtr\n";
     std::ofstream(frr_dir_ + "/bfdd.conf") << "bfd\n"
                                               " profile fast\n"
@@ -172,35 +170,7 @@ class HaTest : public NetnsFixture {
     for (auto& [k, n] : nodes_) bgp << " neighbor " << upstream(k, 2) << " peer-group LB\n";
     bgp << " address-family ipv4 unicast\n  maximum-paths 8\n exit-address-family\n!\n";
     std::ofstream(frr_dir_ + "/bgpd.conf") << bgp.str();
-    must({"chown", "-R", "frr:frr", frr_dir_});
-    for (const char* d : {"zebra", "bfdd", "bgpd"}) {
-      Argv argv = {std::string(kFrr) + d,
-                   "-f",
-                   frr_dir_ + "/" + d + ".conf",
-                   "-i",
-                   frr_dir_ + "/" + d + ".pid",
-                   "-z",
-                   frr_dir_ + "/zserv.api",
-                   "--vty_socket",
-                   frr_dir_,
-                   "-u",
-                   "frr",
-                   "-g",
-                   "frr",
-                   "--log",
-                   "stdout",
-                   "--log-level",
-                   "info"};
-      if (std::string(d) == "bfdd") argv.insert(argv.end(), {"--bfdctl", frr_dir_ + "/bfdd.sock"});
-      start(in_ns("rtr", argv), frr_dir_ + "/" + d + ".log");
-      if (std::string(d) == "zebra")
-        wait_for("zebra's socket", 10s,
-                 [&] { return std::filesystem::exists(frr_dir_ + "/zserv.api"); });
-    }
-  }
-
-  std::string vtysh(const std::string& command) {
-    return must({"vtysh", "--vty_socket", frr_dir_, "-c", command});
+    start_frr_daemons("rtr");
   }
 
   void write_bird_config(const Node& n) {
@@ -335,22 +305,10 @@ class HaTest : public NetnsFixture {
       std::fprintf(stderr, "---- lb%d bird ----\n%s\n", k,
                    tail(read_file(n.bird_log), 1500).c_str());
     }
-    for (const char* d : {"zebra", "bgpd", "bfdd"})
-      std::fprintf(stderr, "---- %s ----\n%s\n", d,
-                   tail(read_file(frr_dir_ + "/" + d + ".log"), 1500).c_str());
+    dump_frr_logs();
   }
 
   // ---- observations ----
-
-  template <typename F>
-  void wait_for(const std::string& what, std::chrono::milliseconds limit, F&& done) {
-    const auto deadline = Clock::now() + limit;
-    while (!done()) {
-      if (Clock::now() > deadline)
-        throw std::runtime_error(what + ": not within " + std::to_string(limit.count()) + " ms");
-      std::this_thread::sleep_for(10ms);
-    }
-  }
 
   // The nodes the router's FIB sends the VIP to.
   std::set<int> router_nexthops() {
@@ -559,7 +517,6 @@ class HaTest : public NetnsFixture {
   }
 
   std::map<int, Node> nodes_;
-  std::string frr_dir_;
   bool sync_ = false, snapshot_on_join_ = true;
 };
 

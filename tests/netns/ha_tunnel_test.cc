@@ -46,9 +46,9 @@
 #include <nlohmann/json.hpp>
 
 #include "datapath.h"
+#include "frr_fixture.h"
 #include "ikelb_abi.h"
 #include "maglev.h"
-#include "netns_fixture.h"
 #include "process.h"
 #include "swanctl_sas.h"
 
@@ -64,7 +64,6 @@ constexpr const char* kPsk = "ikelb-ha-tunnel-psk-0123456789";
 constexpr const char* kInside = "10.200.0.1";
 constexpr uint32_t kTableSize = 65537;
 constexpr int kClients4 = 6, kClients6 = 3, kGateways = 3;
-constexpr const char* kFrr = "/usr/lib/frr/";
 
 double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
@@ -108,19 +107,19 @@ PingStream parse_ping(const std::string& output) {
   return s;
 }
 
-class HaTunnelTest : public NetnsFixture {
+class HaTunnelTest : public FrrFixture {
  protected:
   explicit HaTunnelTest(bool vrrp = false)
-      : NetnsFixture({.ikelbd = IKELBD_PATH,
-                      .ikelbctl = IKELBCTL_PATH,
-                      .netns_tool = IKELB_NETNS_TOOL_PATH,
-                      .strongswan_sh = IKELB_STRONGSWAN_SH,
-                      .work_dir_template = "/tmp/ikelb-iht-XXXXXX",
-                      .prefix = "iht",
-                      .mac_tag = 0x20,
-                      .run_timeout = 20s,
-                      .stop_grace = 1s,
-                      .keep_env = "IKELB_HA_TUNNEL_KEEP"}),
+      : FrrFixture({.ikelbd = IKELBD_PATH,
+                    .ikelbctl = IKELBCTL_PATH,
+                    .netns_tool = IKELB_NETNS_TOOL_PATH,
+                    .strongswan_sh = IKELB_STRONGSWAN_SH,
+                    .work_dir_template = "/tmp/ikelb-iht-XXXXXX",
+                    .prefix = "iht",
+                    .mac_tag = 0x20,
+                    .run_timeout = 20s,
+                    .stop_grace = 1s,
+                    .keep_env = "IKELB_HA_TUNNEL_KEEP"}),
         vrrp_(vrrp) {}
 
   struct Node {
@@ -282,8 +281,7 @@ class HaTunnelTest : public NetnsFixture {
   }
 
   void start_frr() {
-    frr_dir_ = dir_ + "/frr";
-    std::filesystem::create_directories(frr_dir_);
+    make_frr_dir();
     // The example as is (this topology uses its addresses), applied through vtysh as `vtysh -b`
     // does at boot; the two lines a daemon takes only from its startup file go there.
     for (const char* d : {"zebra", "bfdd", "bgpd"})
@@ -291,43 +289,10 @@ class HaTunnelTest : public NetnsFixture {
     std::ofstream(frr_dir_ + "/frr.conf")
         << substitute(example("frr.conf"),
                       {{"frr defaults datacenter\n", ""}, {"hostname router\n", ""}}, "frr.conf");
-    must({"chown", "-R", "frr:frr", frr_dir_});
-    for (const char* d : {"zebra", "bfdd", "bgpd"}) {
-      Argv argv = {std::string(kFrr) + d,
-                   "-f",
-                   frr_dir_ + "/" + d + ".conf",
-                   "-i",
-                   frr_dir_ + "/" + d + ".pid",
-                   "-z",
-                   frr_dir_ + "/zserv.api",
-                   "--vty_socket",
-                   frr_dir_,
-                   "-u",
-                   "frr",
-                   "-g",
-                   "frr",
-                   "--log",
-                   "stdout",
-                   "--log-level",
-                   "info"};
-      if (std::string(d) == "bfdd") argv.insert(argv.end(), {"--bfdctl", frr_dir_ + "/bfdd.sock"});
-      if (std::string(d) == "bgpd") argv.insert(argv.end(), {"-p", "179"});
-      start(in_ns("rtr", argv), frr_dir_ + "/" + d + ".log");
-      if (std::string(d) == "zebra")
-        wait_for("zebra's socket", 10s,
-                 [&] { return std::filesystem::exists(frr_dir_ + "/zserv.api"); });
-    }
-    wait_for("FRR's vty sockets", 10s, [&] {
-      return std::filesystem::exists(frr_dir_ + "/bgpd.vty") &&
-             std::filesystem::exists(frr_dir_ + "/bfdd.vty");
-    });
+    start_frr_daemons("rtr");
     const std::string out = must({"vtysh", "--vty_socket", frr_dir_, "-f", frr_dir_ + "/frr.conf"});
     if (out.find("Unknown") != std::string::npos || out.find("rror") != std::string::npos)
       throw std::runtime_error("vtysh -f frr.conf: " + out);
-  }
-
-  std::string vtysh(const std::string& command) {
-    return must({"vtysh", "--vty_socket", frr_dir_, "-c", command});
   }
 
   void start_node_bird(Node& n) {
@@ -458,20 +423,7 @@ class HaTunnelTest : public NetnsFixture {
     for (int i : gateways_)
       std::fprintf(stderr, "---- gw%d bird ----\n%s\n", i,
                    tail(read_file(gateway_dir(i) + "-bird/bird.log"), 1000).c_str());
-    if (!frr_dir_.empty())
-      for (const char* d : {"zebra", "bgpd", "bfdd"})
-        std::fprintf(stderr, "---- %s ----\n%s\n", d,
-                     tail(read_file(frr_dir_ + "/" + d + ".log"), 1500).c_str());
-  }
-
-  template <typename F>
-  void wait_for(const std::string& what, std::chrono::milliseconds limit, F&& done) {
-    const auto deadline = Clock::now() + limit;
-    while (!done()) {
-      if (Clock::now() > deadline)
-        throw std::runtime_error(what + ": not within " + std::to_string(limit.count()) + " ms");
-      std::this_thread::sleep_for(10ms);
-    }
+    dump_frr_logs();
   }
 
   // The nodes the router's FIB sends the VIP (or the IPv6 VIP) to.
@@ -783,7 +735,6 @@ class HaTunnelTest : public NetnsFixture {
   std::map<int, Node> nodes_;
   std::map<std::string, Client> clients_;
   std::vector<pid_t> stopped_;
-  std::string frr_dir_;
 };
 
 TEST_F(HaTunnelTest, NodeLinkDownKeepsEveryTunnelOnItsGateway) {

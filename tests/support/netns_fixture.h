@@ -15,7 +15,9 @@
 #include <cstddef>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -87,6 +89,16 @@ class NetnsFixture : public ::testing::Test {
   pid_t start(const Argv& argv, const std::string& out_path);
   // Takes `pid` off the list TearDown stops (it was stopped or reaped by the test).
   void forget(pid_t pid);
+  // Polls `done` every 10 ms; throws, naming `what`, if it is still false after `limit`.
+  template <typename F>
+  void wait_for(const std::string& what, std::chrono::milliseconds limit, F&& done) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline)
+        throw std::runtime_error(what + ": not within " + std::to_string(limit.count()) + " ms");
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
 
   // ---- namespaces ----
 
