@@ -143,7 +143,7 @@ static __always_inline void rewrite_icmp(struct pkt* p, void* data_end, struct i
 static __always_inline int handle_icmp_to_vip(struct xdp_md* ctx, struct pkt* p, int* action) {
   void* data_end = (void*)(long)ctx->data_end;
   __u32 vs_id;
-  if (!is_vip(&p->dst, p->family, &vs_id)) return -1;
+  if (!is_vip(&p->dst, p->family, p->dst_kinds, &vs_id)) return -1;
   struct icmp_quote q = {};
   int rc = parse_quote(p, data_end, &q);
   if (rc) return rc;

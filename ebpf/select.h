@@ -58,9 +58,11 @@ static __always_inline int lookup_service(const struct ikelb_addr* addr, __u8 fa
   return 1;
 }
 
-/* Whether `addr` is a VIP: every virtual server has a protocol-wide UDP or ESP entry. */
-static __always_inline int is_vip(const struct ikelb_addr* addr, __u8 family, __u32* vs_id) {
-  if (!(addr_kinds(addr, family) & IKELB_ADDR_VIP)) return 0;
+/* Whether `addr`, which may be `kinds` (addr_kinds), is a VIP: every virtual server has a
+ * protocol-wide UDP or ESP entry. */
+static __always_inline int is_vip(const struct ikelb_addr* addr, __u8 family, __u32 kinds,
+                                  __u32* vs_id) {
+  if (!(kinds & IKELB_ADDR_VIP)) return 0;
   return lookup_service(addr, family, IPPROTO_UDP, 0, vs_id) ||
          lookup_service(addr, family, IKELB_IPPROTO_ESP, 0, vs_id);
 }
@@ -231,7 +233,7 @@ static __always_inline struct ikelb_reply* backend_reply(struct pkt* p) {
   struct ikelb_reverse_key rkey = {.family = p->family};
   __builtin_memcpy(&rkey.addr, &p->src, sizeof(rkey.addr));
   struct ikelb_reply* r = bpf_map_lookup_elem(&replies, &rkey);
-  if (!r || !(addr_kinds(&p->dst, p->family) & IKELB_ADDR_LOCAL)) return r;
+  if (!r || !(p->dst_kinds & IKELB_ADDR_LOCAL)) return r;
   struct ikelb_local_key lkey = {.family = p->family};
   __builtin_memcpy(&lkey.addr, &p->dst, sizeof(lkey.addr));
   return bpf_map_lookup_elem(&local_addrs, &lkey) ? 0 : r;
@@ -251,11 +253,12 @@ static __always_inline int reply_service(const struct ikelb_reply* r, __u8 famil
 
 /* A packet to a VIP from a backend's or a VIP's address is forged: no client has one. */
 static __always_inline int spoofed_client(const struct ikelb_addr* src, __u8 family) {
-  if (!(addr_kinds(src, family) & (IKELB_ADDR_BACKEND | IKELB_ADDR_VIP))) return 0;
+  const __u32 kinds = addr_kinds(src, family);
+  if (!(kinds & (IKELB_ADDR_BACKEND | IKELB_ADDR_VIP))) return 0;
   struct ikelb_reverse_key rkey = {.family = family};
   __builtin_memcpy(&rkey.addr, src, sizeof(rkey.addr));
   __u32 vs_id;
-  return bpf_map_lookup_elem(&replies, &rkey) || is_vip(src, family, &vs_id);
+  return bpf_map_lookup_elem(&replies, &rkey) || is_vip(src, family, kinds, &vs_id);
 }
 
 /* A new affinity entry: `client` is now pinned to `backend_id`. */

@@ -37,6 +37,13 @@ bool IpAddress::operator==(const IpAddress& o) const {
   return family == o.family && std::memcmp(&addr, &o.addr, sizeof(addr)) == 0;
 }
 
+std::strong_ordering IpAddress::operator<=>(const IpAddress& o) const {
+  if (auto c = family <=> o.family; c != 0) return c;
+  for (int i = 0; i < 4; i++)
+    if (auto c = addr.u32[i] <=> o.addr.u32[i]; c != 0) return c;
+  return std::strong_ordering::equal;
+}
+
 uint32_t client_hash(const IpAddress& client) {
   return ikelb_client_hash(&client.addr, client.family);
 }

@@ -1,6 +1,7 @@
 // IP addresses in the form the data path stores them (ikelb_addr + family byte).
 #pragma once
 
+#include <compare>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -21,6 +22,7 @@ struct IpAddress {
 
   std::string str() const;
   bool operator==(const IpAddress&) const;
+  std::strong_ordering operator<=>(const IpAddress&) const;  // family, then the address words
 };
 
 // The Maglev slot index the data path computes for `client` (ikelb_client_hash).

@@ -18,9 +18,7 @@ struct ServiceKey {
   uint8_t proto = 0;
   uint16_t port = 0;  // host order; 0 = protocol-wide entry (ESP, non-first fragments)
   auto operator<=>(const ServiceKey& o) const {
-    if (auto c = vip.family <=> o.vip.family; c != 0) return c;
-    for (int i = 0; i < 4; i++)
-      if (auto c = vip.addr.u32[i] <=> o.vip.addr.u32[i]; c != 0) return c;
+    if (auto c = vip <=> o.vip; c != 0) return c;
     if (auto c = proto <=> o.proto; c != 0) return c;
     return port <=> o.port;
   }

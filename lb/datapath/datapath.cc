@@ -319,7 +319,7 @@ void Datapath::write_reply(const IpAddress& backend, const ikelb_reply& reply) {
 
 void Datapath::rewrite_replies(const IpAddress& vip) {
   for (const auto& [backend, cur] : replies_) {
-    if (!(IpAddress{backend.family, cur.rev.vip} == vip)) continue;
+    if (IpAddress{backend.family, cur.rev.vip} != vip) continue;
     const ikelb_reply want = reply_of(cur.rev, backend.family);
     if (std::memcmp(&want, &cur, sizeof(want)) != 0) write_reply(backend, want);
   }

@@ -11,7 +11,6 @@
 
 #include <array>
 #include <cstdint>
-#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -167,15 +166,9 @@ class Datapath : public MapWriter {
   // Entries in vips, reverse, local_addrs per filter slot (by kind: VIP, backend, local).
   std::vector<std::array<uint32_t, 3>> addr_counts_ =
       std::vector<std::array<uint32_t, 3>>(IKELB_ADDR_FILTER_SLOTS);
-  std::set<ServiceKey> services_;  // what vips holds
-  struct AddressLess {
-    bool operator()(const IpAddress& a, const IpAddress& b) const {
-      if (a.family != b.family) return a.family < b.family;
-      return std::memcmp(&a.addr, &b.addr, sizeof(a.addr)) < 0;
-    }
-  };
-  std::map<IpAddress, ikelb_reply, AddressLess> replies_;  // what replies holds (one per reverse)
-  std::map<std::string, int> link_fds_;                    // ifname -> link fd (owned)
+  std::set<ServiceKey> services_;             // what vips holds
+  std::map<IpAddress, ikelb_reply> replies_;  // what replies holds (one per reverse)
+  std::map<std::string, int> link_fds_;       // ifname -> link fd (owned)
 };
 
 }  // namespace ikelb
