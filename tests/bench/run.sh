@@ -15,7 +15,10 @@ mkdir -p "$out"
 
 "$build/tests/ikelb_netbench" --packets "$packets" --rounds "$rounds" --out "$out" | tee "$out/netbench.txt"
 "$build/tests/ikelb_microbench" | tee "$out/microbench.txt"
-"$build/tests/ikelb_microbench" --only "affinity hit" --affinity 65536 | tee "$out/microbench-64k.txt"
+sizes=(262144 65536)
+for entries in "${sizes[@]}"; do
+  "$build/tests/ikelb_microbench" --affinity "$entries" | tee "$out/microbench-$entries.txt"
+done
 "$build/tests/ikelb_probe_bench" | tee "$out/probe_bench.txt"
 
 gnuplot <<GP
@@ -31,6 +34,31 @@ set grid ytics
 plot "$out/forwarding.dat" using 1:3:xtic(2) with boxes notitle, \
      "" using 1:3:4:5 with yerrorbars lc rgb "black" pt 0 notitle
 GP
+
+# One row of the table-size table: a micro-benchmark output's figures net of the snapshot, with
+# the ratios it printed against its stamped 1-client hit.
+size_row() {  # FILE ENTRIES
+  awk -v entries="$2" '
+    function ratio(i) {  # the "xN.NN" field of a ratio line
+      for (i = 1; i <= NF; i++) if ($i ~ /^x[0-9.]+$/) return $i
+      return "?"
+    }
+    function thousands(n, s) {
+      for (s = ""; n >= 1000; n = int(n / 1000)) s = sprintf(",%03d", n % 1000) s
+      return n s
+    }
+    /^affinity hit, 1 client, stamped/ { hit = $(NF - 1) }
+    /^affinity hit, 10,000 clients, new table/ { fresh = $(NF - 1) }
+    /^affinity hit, 10,000 clients, churned/ { churned = $(NF - 1) }
+    /^Maglev miss \(new client each run\)/ { miss = $(NF - 1) }
+    /^hit, 10,000 clients, new table vs/ { r_fresh = ratio() }
+    /^hit, 10,000 clients, churned vs/ { r_churned = ratio() }
+    /^Maglev miss \(new client\) vs hit/ { r_miss = ratio() }
+    END {
+      printf "| %s | %.3g MiB | %s ns | %s ns (%s) | %s ns (%s) | %s ns (%s) |\n", thousands(entries),
+             entries * 104 / 1048576, hit, fresh, r_fresh, churned, r_churned, miss, r_miss
+    }' "$1"
+}
 
 cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 mem="$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
@@ -96,12 +124,27 @@ mem="$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
   cat "$out/microbench.txt"
   echo '```'
   echo
-  echo "The same paths with a 65,536-entry affinity table (\`affinity.max_entries\`) instead of"
-  echo "the default 1,048,576:"
+  echo "### The affinity table's size"
   echo
-  echo '```'
-  cat "$out/microbench-64k.txt"
-  echo '```'
+  echo "The same micro-benchmark with smaller affinity tables (\`affinity.max_entries\`), each in its"
+  echo "own run (the default above, then the two below): ns per packet minus the snapshot, and the"
+  echo "ratios it prints against the stamped 1-client hit of the same run (goals: 10,000 clients"
+  echo "x1.5, Maglev miss x2.5). The churned table and the Maglev miss are measured in a full table"
+  echo "(every entry a live client, each new client evicts the least recently used one)."
+  echo
+  echo "| affinity.max_entries | memory | hit, 1 client | 10,000 clients, new table | 10,000 clients, churned | Maglev miss |"
+  echo "|---|---|---|---|---|---|"
+  size_row "$out/microbench.txt" 1048576
+  for entries in "${sizes[@]}"; do size_row "$out/microbench-$entries.txt" "$entries"; done
+  echo
+  for entries in "${sizes[@]}"; do
+    echo "With $(sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$entries") entries:"
+    echo
+    echo '```'
+    cat "$out/microbench-$entries.txt"
+    echo '```'
+    echo
+  done
   echo
   echo "## What each change bought"
   echo
