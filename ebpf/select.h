@@ -67,6 +67,11 @@ static __always_inline int lookup_service(const struct ikelb_addr* addr, __u8 fa
   return 1;
 }
 
+static __always_inline int same_addr(const struct ikelb_addr* a, const struct ikelb_addr* b) {
+  return a->u32[0] == b->u32[0] && a->u32[1] == b->u32[1] && a->u32[2] == b->u32[2] &&
+         a->u32[3] == b->u32[3];
+}
+
 /* The virtual server of the packet's (destination, protocol, port): what lookup_service answers,
  * from the destination slot's vip_records entry while it is published (struct ikelb_vip_record).
  * `port` in network order, 0 for ESP and non-first fragments. */
@@ -75,9 +80,7 @@ static __always_inline int vip_service(const struct pkt* p, __u16 port, __u32* v
   if (p->dst_kinds & IKELB_ADDR_RECORD) {
     __u32 slot = p->dst_slot;
     const struct ikelb_vip_record* r = bpf_map_lookup_elem(&vip_records, &slot);
-    if (r && r->family == p->family && r->addr.u32[0] == p->dst.u32[0] &&
-        r->addr.u32[1] == p->dst.u32[1] && r->addr.u32[2] == p->dst.u32[2] &&
-        r->addr.u32[3] == p->dst.u32[3]) {
+    if (r && r->family == p->family && same_addr(&r->addr, &p->dst)) {
 #pragma unroll
       for (int i = 0; i < IKELB_VIP_RECORD_SERVICES; i++) {
         if (i >= r->count) break;
@@ -263,10 +266,19 @@ static __always_inline int limit_init(const struct ikelb_affinity_key* key) {
 /* The replies entry of a packet from a backend to someone other than the ikelb host (a backend
  * answering the agent's health probe is delivered to the prober), 0 otherwise. */
 static __always_inline struct ikelb_reply* backend_reply(struct pkt* p) {
-  if (!(addr_kinds(&p->src, p->family) & IKELB_ADDR_BACKEND)) return 0;
-  struct ikelb_reverse_key rkey = {.family = p->family};
-  __builtin_memcpy(&rkey.addr, &p->src, sizeof(rkey.addr));
-  struct ikelb_reply* r = bpf_map_lookup_elem(&replies, &rkey);
+  __u32 slot = filter_slot(&p->src, p->family);
+  const __u32 kinds = slot_kinds(slot);
+  if (!(kinds & IKELB_ADDR_BACKEND)) return 0;
+  struct ikelb_reply* r = 0;
+  if (kinds & IKELB_ADDR_REPLY_RECORD) { /* the slot's published record (ikelb_reply_record) */
+    struct ikelb_reply_record* rec = bpf_map_lookup_elem(&reply_records, &slot);
+    if (rec && rec->family == p->family && same_addr(&rec->addr, &p->src)) r = &rec->reply;
+  }
+  if (!r) {
+    struct ikelb_reverse_key rkey = {.family = p->family};
+    __builtin_memcpy(&rkey.addr, &p->src, sizeof(rkey.addr));
+    r = bpf_map_lookup_elem(&replies, &rkey);
+  }
   if (!r || !(p->dst_kinds & IKELB_ADDR_LOCAL)) return r;
   struct ikelb_local_key lkey = {.family = p->family};
   __builtin_memcpy(&lkey.addr, &p->dst, sizeof(lkey.addr));

@@ -121,10 +121,11 @@ Datapath::Datapath(const Options& options) : pin_dir_(options.pin_dir) {
     bpf_map* m;
     bpf_object__for_each_map(m, skel_->obj) {
       std::string name = bpf_map__name(m);
-      // .rodata/.bss, and what is derived below (address filter, replies, VIP records): never
+      // .rodata/.bss, and what is derived below (address filter, replies, records): never
       // pinned.
       if (name.find('.') != std::string::npos || name == IKELB_MAP_ADDR_FILTER ||
-          name == IKELB_MAP_REPLIES || name == IKELB_MAP_VIP_RECORDS)
+          name == IKELB_MAP_REPLIES || name == IKELB_MAP_VIP_RECORDS ||
+          name == IKELB_MAP_REPLY_RECORDS)
         continue;
       std::string path = pin_dir_ + "/" + name;
       if (exists(path)) {
@@ -229,7 +230,7 @@ void Datapath::set_service(const ServiceKey& k, uint32_t vs_id) {
   auto key = vip_key(k);
   const auto cur = services_.find(k);
   const bool is_new = cur == services_.end();
-  if (is_new || cur->second != vs_id) unpublish_record(k.vip);
+  if (is_new || cur->second != vs_id) unpublish(k.vip, IKELB_ADDR_RECORD, unpublished_vips_);
   if (is_new) count_address(key.addr, key.family, IKELB_ADDR_VIP, true);
   ikelb_vip_value value{.vs_id = vs_id, .pad = 0};
   check(bpf_map_update_elem(bpf_map__fd(skel_->maps.vips), &key, &value, BPF_ANY),
@@ -239,7 +240,7 @@ void Datapath::set_service(const ServiceKey& k, uint32_t vs_id) {
 }
 
 void Datapath::delete_service(const ServiceKey& k) {
-  unpublish_record(k.vip);
+  unpublish(k.vip, IKELB_ADDR_RECORD, unpublished_vips_);
   services_.erase(k);
   rewrite_replies(k.vip);
   auto key = vip_key(k);
@@ -288,6 +289,7 @@ void Datapath::set_reverse(const IpAddress& backend, const ikelb_reverse_value& 
 }
 
 void Datapath::delete_reverse(const IpAddress& backend) {
+  unpublish(backend, IKELB_ADDR_REPLY_RECORD, unpublished_replies_);
   auto key = reverse_key(backend);
   check_delete(bpf_map_delete_elem(bpf_map__fd(skel_->maps.replies), &key),
                "deleting the reply entry for " + backend.str());
@@ -333,30 +335,48 @@ std::optional<ikelb_vip_record> Datapath::vip_record_of(uint32_t slot) const {
   return r;
 }
 
-void Datapath::unpublish_record(const IpAddress& vip) {
-  const uint32_t slot = ikelb_addr_slot(&vip.addr, vip.family);
-  unpublished_.insert(slot);
+std::optional<ikelb_reply_record> Datapath::reply_record_of(uint32_t slot) const {
+  std::optional<ikelb_reply_record> r;
+  for (const auto& [backend, reply] : replies_) {
+    if (ikelb_addr_slot(&backend.addr, backend.family) != slot) continue;
+    if (r) return std::nullopt;  // a second backend: replies answers for both
+    r = ikelb_reply_record{
+        .addr = backend.addr, .family = backend.family, .pad = {}, .reply = reply};
+  }
+  return r;
+}
+
+void Datapath::unpublish(const IpAddress& addr, uint8_t bit, std::set<uint32_t>& slots) {
+  const uint32_t slot = ikelb_addr_slot(&addr.addr, addr.family);
+  slots.insert(slot);
   uint8_t& kinds = addr_filter_.kinds[slot];
-  if (!(kinds & IKELB_ADDR_RECORD)) return;
-  kinds &= ~IKELB_ADDR_RECORD;
+  if (!(kinds & bit)) return;
+  kinds &= ~bit;
   write_addr_filter();
 }
 
+// Records are written only where unpublish cleared the bit, and bits set only after the records:
+// see ikelb_abi.h, struct ikelb_vip_record.
 void Datapath::flush() {
-  if (unpublished_.empty()) return;
-  grace_period();  // no program still reads a record whose bit unpublish_record cleared
-  std::vector<uint32_t> published;
-  for (uint32_t slot : unpublished_) {
-    const auto r = vip_record_of(slot);
-    if (!r) continue;
-    check(bpf_map_update_elem(bpf_map__fd(skel_->maps.vip_records), &slot, &*r, BPF_ANY),
-          "writing the VIP record of address filter slot " + std::to_string(slot));
-    published.push_back(slot);
-  }
-  unpublished_.clear();
+  if (unpublished_vips_.empty() && unpublished_replies_.empty()) return;
+  grace_period();  // no program still reads a record whose bit unpublish cleared
+  std::vector<std::pair<uint32_t, uint8_t>> published;  // slot, bit
+  auto write = [&](int fd, uint32_t slot, const void* record, uint8_t bit) {
+    check(bpf_map_update_elem(fd, &slot, record, BPF_ANY),
+          "writing a record of address filter slot " + std::to_string(slot));
+    published.emplace_back(slot, bit);
+  };
+  for (uint32_t slot : unpublished_vips_)
+    if (const auto r = vip_record_of(slot))
+      write(bpf_map__fd(skel_->maps.vip_records), slot, &*r, IKELB_ADDR_RECORD);
+  for (uint32_t slot : unpublished_replies_)
+    if (const auto r = reply_record_of(slot))
+      write(bpf_map__fd(skel_->maps.reply_records), slot, &*r, IKELB_ADDR_REPLY_RECORD);
+  unpublished_vips_.clear();
+  unpublished_replies_.clear();
   if (published.empty()) return;
   grace_period();  // every CPU sees the records before a bit says to read them
-  for (uint32_t slot : published) addr_filter_.kinds[slot] |= IKELB_ADDR_RECORD;
+  for (const auto& [slot, bit] : published) addr_filter_.kinds[slot] |= bit;
   write_addr_filter();
 }
 
@@ -374,6 +394,10 @@ void Datapath::grace_period() {
 }
 
 void Datapath::write_reply(const IpAddress& backend, const ikelb_reply& reply) {
+  if (auto it = replies_.find(backend);
+      it != replies_.end() && std::memcmp(&it->second, &reply, sizeof(reply)) == 0)
+    return;
+  unpublish(backend, IKELB_ADDR_REPLY_RECORD, unpublished_replies_);
   auto key = reverse_key(backend);
   check(bpf_map_update_elem(bpf_map__fd(skel_->maps.replies), &key, &reply, BPF_ANY),
         "writing the reply entry for " + backend.str());
@@ -467,7 +491,7 @@ void Datapath::derive_from_adopted_maps() {
     tally_address(k.addr, k.family, IKELB_ADDR_VIP, true);
     if (auto v = lookup<ikelb_vip_value>(bpf_map__fd(skel_->maps.vips), &k)) {
       services_[ServiceKey{IpAddress{k.family, k.addr}, k.proto, ntohs(k.port)}] = v->vs_id;
-      unpublished_.insert(ikelb_addr_slot(&k.addr, k.family));
+      unpublished_vips_.insert(ikelb_addr_slot(&k.addr, k.family));
     }
   }
   const int reverse_fd = bpf_map__fd(skel_->maps.reverse);

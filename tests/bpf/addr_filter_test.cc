@@ -14,10 +14,6 @@
 namespace ikelb::test {
 namespace {
 
-uint32_t slot_of(const IpAddress& a) {
-  return ikelb_addr_slot(&a.addr, a.family);
-}
-
 // The first of make(0), make(1), ... other than `a` that falls into `a`'s filter slot.
 IpAddr same_slot(const IpAddr& a, const std::function<IpAddr(int)>& make) {
   const uint32_t want = slot_of(to_lb(a));
@@ -41,15 +37,6 @@ IpAddr any_client4(int n) {  // 100.64.0.0/10, routed to the client side
             std::to_string(n % 256));
 }
 
-void set_kind(Env& env, const IpAddr& a, uint8_t kinds) {
-  const int fd = env.dp.map_fd(IKELB_MAP_ADDR_FILTER);
-  const uint32_t zero = 0;
-  ikelb_addr_filter f{};
-  ASSERT_EQ(bpf_map_lookup_elem(fd, &zero, &f), 0);
-  f.kinds[slot_of(to_lb(a))] = kinds;
-  ASSERT_EQ(bpf_map_update_elem(fd, &zero, &f, BPF_ANY), 0);
-}
-
 // A VIP's four service entries (the testbed's services), added or removed.
 void set_vip(Env& env, const IpAddr& vip, uint32_t vs, bool add) {
   for (uint16_t port : {500, 4500, 0}) {
@@ -69,13 +56,6 @@ Step new_client(Env& env, const IpAddr& c, uint32_t vs) {
 }
 
 // --- VIP records ------------------------------------------------------------------------------
-
-uint8_t kinds_of(Env& env, const IpAddr& a) {
-  const uint32_t zero = 0;
-  ikelb_addr_filter f{};
-  EXPECT_EQ(bpf_map_lookup_elem(env.dp.map_fd(IKELB_MAP_ADDR_FILTER), &zero, &f), 0);
-  return f.kinds[slot_of(to_lb(a))];
-}
 
 ikelb_vip_record record_of(Env& env, const IpAddr& a) {
   const uint32_t slot = slot_of(to_lb(a));

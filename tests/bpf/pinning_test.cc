@@ -228,6 +228,7 @@ TEST(Pinning, TheRepliesAreRebuiltFromTheAdoptedMaps) {
     dp.set_reverse(gw, rev);
   }
   EXPECT_FALSE(std::filesystem::exists(pins + "/" IKELB_MAP_REPLIES));
+  EXPECT_FALSE(std::filesystem::exists(pins + "/" IKELB_MAP_REPLY_RECORDS));
   {
     Datapath dp(pinned(pins));
     EXPECT_EQ(std::count(dp.adopted_maps().begin(), dp.adopted_maps().end(), IKELB_MAP_REPLIES), 0);
@@ -239,6 +240,15 @@ TEST(Pinning, TheRepliesAreRebuiltFromTheAdoptedMaps) {
     EXPECT_EQ(r.udp_ports[2], 0);
     EXPECT_EQ(r.esp, 1);
     EXPECT_EQ(r.more, 0);
+    // The backend's slot record (never pinned either) holds the same entry, and is read.
+    const uint32_t slot = ikelb_addr_slot(&gw.addr, gw.family), zero = 0;
+    ikelb_reply_record rec{};
+    ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(IKELB_MAP_REPLY_RECORDS), &slot, &rec), 0);
+    EXPECT_EQ(std::memcmp(&rec.addr, &gw.addr, sizeof(rec.addr)), 0);
+    EXPECT_EQ(std::memcmp(&rec.reply, &r, sizeof(r)), 0);
+    ikelb_addr_filter f{};
+    ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(IKELB_MAP_ADDR_FILTER), &zero, &f), 0);
+    EXPECT_EQ(f.kinds[slot], IKELB_ADDR_BACKEND | IKELB_ADDR_REPLY_RECORD);
     // And the adopted services are known: removing one rewrites the entry.
     dp.delete_service({vip, IPPROTO_UDP, 500});
     ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(IKELB_MAP_REPLIES), &key, &r), 0);
