@@ -310,20 +310,20 @@ TEST_P(ForgedSpiTest, ForgedSpisFromAnotherAddressMoveNothing) {
   ASSERT_EQ(pinned.at(address), id_of(gw));
 
   // An IKE INFORMATIONAL (I flag) with the victim's SPIs and an ESP-in-UDP packet with the
-  // victim's gateway-side ESP SPI, both to UDP 4500 of the VIP, as bash writes them.
-  auto hex = [](const std::string& h) {
-    std::string out;
-    for (size_t k = 0; k + 1 < h.size(); k += 2) out += "\\x" + h.substr(k, 2);
-    return out;
-  };
+  // victim's gateway-side ESP SPI, both to UDP 4500 of the VIP, each sent as one datagram by
+  // perl (perl-base is in every Debian). Not bash's printf to /dev/udp: bash line-buffers its
+  // output, so an SPI with a 0x0a byte split the datagram in two, and the first half, too short
+  // for an IKE header, was Maglev'd (the flake this test had).
   const std::string ike =
-      hex("00000000" + sa.spi_i + sa.spi_r + "2e202508000000070000003c") + std::string(32, 'F');
-  const std::string esp = hex(sa.installed()->spi_out + "00000099") + std::string(40, 'E');
+      "00000000" + sa.spi_i + sa.spi_r + "2e202508000000070000003c" + std::string(64, 'F');
+  const std::string esp = sa.installed()->spi_out + "00000099" + std::string(80, 'E');
   Pings pings = start_pings({victim}, 30, "0.1");
   for (int k = 0; k < 5; k++)
     for (const auto& payload : {ike, esp})
-      must(in_ns("x1", {"bash", "-c",
-                        "printf '" + payload + "' > /dev/udp/" + std::string(kVip) + "/4500"}));
+      must(in_ns("x1", {"perl", "-MIO::Socket::INET", "-e",
+                        "IO::Socket::INET->new(PeerAddr => $ARGV[0], PeerPort => 4500, Proto => "
+                        "'udp')->send(pack('H*', $ARGV[1])) or die $!",
+                        std::string(kVip), payload}));
   auto lost = finish_pings(pings, 20s);
   EXPECT_LE(lost[victim], 1) << "the victim lost " << lost[victim] << " pings";
   std::printf("[ mobike   ] after 5 forged IKE (SPIs %s/%s) and ESP (SPI %s) packets from %s:\n%s",
