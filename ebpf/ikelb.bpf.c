@@ -73,9 +73,7 @@ static __always_inline int handle_to_vip(struct xdp_md* ctx, struct pkt* p, int*
   } else if (p->proto != IPPROTO_UDP && p->proto != IKELB_IPPROTO_ESP) {
     return -1;
   }
-  if (!(p->dst_kinds & IKELB_ADDR_VIP) ||
-      !lookup_service(&p->dst, p->family, p->proto, port, &vs_id))
-    return -1;
+  if (!vip_service(p, port, &vs_id)) return -1;
   if (!l4_sane(p, data_end) || (p->proto == IPPROTO_UDP && p->frag != FRAG_LATER && port == 0))
     return IKELB_OUT_DROP_MALFORMED_L4;
   if (ttl_of(p, data_end) <= 1) return IKELB_OUT_PASS_TTL_EXPIRED;
@@ -164,7 +162,8 @@ static __always_inline int ikelb_process(struct xdp_md* ctx) {
 
   switch (parse_packet(ctx, &p)) {
     case PARSE_OK:
-      p.dst_kinds = addr_kinds(&p.dst, p.family);
+      p.dst_slot = filter_slot(&p.dst, p.family);
+      p.dst_kinds = slot_kinds(p.dst_slot);
       if (is_icmp(&p)) {
         outcome = handle_icmp_to_vip(ctx, &p, &action);
         if (outcome < 0) outcome = handle_icmp_from_backend(ctx, &p, &action);

@@ -204,10 +204,49 @@ enum ikelb_addr_kind {
   IKELB_ADDR_VIP = 1,     /* a VIP (an address in vips) */
   IKELB_ADDR_BACKEND = 2, /* a backend (an address in reverse and replies) */
   IKELB_ADDR_LOCAL = 4,   /* one of the host's own (an address in local_addrs) */
+  IKELB_ADDR_RECORD = 8,  /* the slot's vip_records entry is published (struct ikelb_vip_record) */
+  IKELB_ADDR_REPLY_RECORD = 16, /* the slot's reply_records entry is published */
 };
 
 struct ikelb_addr_filter {
   __u8 kinds[IKELB_ADDR_FILTER_SLOTS]; /* enum ikelb_addr_kind bits */
+};
+
+/* vip_records, one per addr_filter slot: every service of the one VIP whose address is in the
+ * slot, so that a client's packet finds its virtual server in an array instead of a vips lookup.
+ * The program reads a slot's record only while the slot has IKELB_ADDR_RECORD, and then answers
+ * for the record's address from the record alone; any other address, or a slot without the bit,
+ * is looked up in vips. The agent clears the bit before it changes the slot's services in vips and
+ * publishes records in batches: a grace period (no program still reads a record whose bit it
+ * cleared), the records, another grace period (every CPU sees them), then the bits. So a record is
+ * never written while a program reads it, and a slot whose services changed is answered by vips
+ * until the next batch. Only a slot with exactly one VIP with at most IKELB_VIP_RECORD_SERVICES
+ * services gets a record. Derived state, rebuilt from vips whenever ikelbd starts, never pinned. */
+#define IKELB_VIP_RECORD_SERVICES 5
+struct ikelb_vip_service {
+  __u16 port; /* network order; 0 = protocol-wide, as in vips */
+  __u8 proto;
+  __u8 pad;
+  __u32 vs_id;
+};
+
+struct ikelb_vip_record {
+  struct ikelb_addr addr;
+  __u8 family;
+  __u8 count; /* services used */
+  __u8 pad[2];
+  struct ikelb_vip_service services[IKELB_VIP_RECORD_SERVICES];
+};
+
+/* reply_records, one per addr_filter slot: the replies entry of the one backend whose address is
+ * in the slot, read by a backend's packet instead of replies while the slot has
+ * IKELB_ADDR_REPLY_RECORD. Published exactly like vip_records (the bit is cleared before the
+ * backend's replies entry changes; records and bits follow in the next batch). */
+struct ikelb_reply_record {
+  struct ikelb_addr addr;
+  __u8 family;
+  __u8 pad[3];
+  struct ikelb_reply reply;
 };
 
 /* affinity (LRU): (virtual server, client address) -> backend. Never the port: a client's UDP
@@ -444,6 +483,8 @@ struct ikelb_backend_meta {
 #define IKELB_MAP_SPI_OWNERS "spi_owners"
 #define IKELB_MAP_ADDR_FILTER "addr_filter"
 #define IKELB_MAP_REPLIES "replies"
+#define IKELB_MAP_VIP_RECORDS "vip_records"
+#define IKELB_MAP_REPLY_RECORDS "reply_records"
 
 /* The Maglev index of a client: a hash of its address only (never the port), so every packet of
  * a client, fragments included, maps to one slot. Shared with C++ so tests and tools can predict
@@ -491,6 +532,8 @@ static_assert(sizeof(struct ikelb_backend) == 24);
 static_assert(sizeof(struct ikelb_reverse_key) == 20);
 static_assert(sizeof(struct ikelb_reverse_value) == 24);
 static_assert(sizeof(struct ikelb_reply) == 40);
+static_assert(sizeof(struct ikelb_vip_record) == 60);
+static_assert(sizeof(struct ikelb_reply_record) == 60);
 static_assert(sizeof(struct ikelb_local_key) == 20);
 static_assert(sizeof(struct ikelb_affinity_key) == 24);
 static_assert(sizeof(struct ikelb_affinity_value) == 16);

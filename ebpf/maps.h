@@ -81,6 +81,23 @@ struct {
   __type(value, struct ikelb_addr_filter);
 } addr_filter SEC(".maps");
 
+/* The services of the VIP in each addr_filter slot (ikelb_abi.h, struct ikelb_vip_record). */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, IKELB_ADDR_FILTER_SLOTS);
+  __type(key, __u32);
+  __type(value, struct ikelb_vip_record);
+} vip_records SEC(".maps");
+
+/* The replies entry of the backend in each addr_filter slot (ikelb_abi.h, struct
+ * ikelb_reply_record). */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, IKELB_ADDR_FILTER_SLOTS);
+  __type(key, __u32);
+  __type(value, struct ikelb_reply_record);
+} reply_records SEC(".maps");
+
 /* The host's own addresses: replies from backends to them are probe answers. */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);

@@ -75,9 +75,9 @@ struct pkt {
   __u8 proto;
   __u8 frag; /* enum frag_kind */
   __u8 vlan_tags;
-  __u8 tos;       /* IPv4 TOS, for the FIB lookup */
-  __u8 dst_kinds; /* what dst may be (enum ikelb_addr_kind), read once from the address filter */
-  __u8 pad[2];
+  __u8 tos;        /* IPv4 TOS, for the FIB lookup */
+  __u8 dst_kinds;  /* what dst may be (enum ikelb_addr_kind), read once from the address filter */
+  __u16 dst_slot;  /* dst's address filter slot */
   __be32 flowinfo; /* IPv6 traffic class + flow label, for the FIB lookup */
 };
 

@@ -39,13 +39,22 @@ static __always_inline void count_backend(__u32 backend_id, int failover) {
     b->new_clients += 1;
 }
 
-/* The kinds (enum ikelb_addr_kind) an address may be: a bit that is clear means the address is
- * certainly not of that kind, so its map lookup can be skipped (struct ikelb_addr_filter). */
-static __always_inline __u32 addr_kinds(const struct ikelb_addr* addr, __u8 family) {
+static __always_inline __u32 filter_slot(const struct ikelb_addr* addr, __u8 family) {
+  return ikelb_addr_slot(addr, family) & (IKELB_ADDR_FILTER_SLOTS - 1);
+}
+
+/* The kinds (enum ikelb_addr_kind) the addresses in a filter slot may be: a bit that is clear
+ * means the address is certainly not of that kind, so its map lookup can be skipped (struct
+ * ikelb_addr_filter). */
+static __always_inline __u32 slot_kinds(__u32 slot) {
   __u32 zero = 0;
   struct ikelb_addr_filter* f = bpf_map_lookup_elem(&addr_filter, &zero);
   if (!f) return IKELB_ADDR_VIP | IKELB_ADDR_BACKEND | IKELB_ADDR_LOCAL; /* look everything up */
-  return f->kinds[ikelb_addr_slot(addr, family) & (IKELB_ADDR_FILTER_SLOTS - 1)];
+  return f->kinds[slot & (IKELB_ADDR_FILTER_SLOTS - 1)];
+}
+
+static __always_inline __u32 addr_kinds(const struct ikelb_addr* addr, __u8 family) {
+  return slot_kinds(filter_slot(addr, family));
 }
 
 static __always_inline int lookup_service(const struct ikelb_addr* addr, __u8 family, __u8 proto,
@@ -56,6 +65,34 @@ static __always_inline int lookup_service(const struct ikelb_addr* addr, __u8 fa
   if (!v) return 0;
   *vs_id = v->vs_id;
   return 1;
+}
+
+static __always_inline int same_addr(const struct ikelb_addr* a, const struct ikelb_addr* b) {
+  return a->u32[0] == b->u32[0] && a->u32[1] == b->u32[1] && a->u32[2] == b->u32[2] &&
+         a->u32[3] == b->u32[3];
+}
+
+/* The virtual server of the packet's (destination, protocol, port): what lookup_service answers,
+ * from the destination slot's vip_records entry while it is published (struct ikelb_vip_record).
+ * `port` in network order, 0 for ESP and non-first fragments. */
+static __always_inline int vip_service(const struct pkt* p, __u16 port, __u32* vs_id) {
+  if (!(p->dst_kinds & IKELB_ADDR_VIP)) return 0;
+  if (p->dst_kinds & IKELB_ADDR_RECORD) {
+    __u32 slot = p->dst_slot;
+    const struct ikelb_vip_record* r = bpf_map_lookup_elem(&vip_records, &slot);
+    if (r && r->family == p->family && same_addr(&r->addr, &p->dst)) {
+#pragma unroll
+      for (int i = 0; i < IKELB_VIP_RECORD_SERVICES; i++) {
+        if (i >= r->count) break;
+        if (r->services[i].proto == p->proto && r->services[i].port == port) {
+          *vs_id = r->services[i].vs_id;
+          return 1;
+        }
+      }
+      return 0;
+    }
+  }
+  return lookup_service(&p->dst, p->family, p->proto, port, vs_id);
 }
 
 /* Whether `addr`, which may be `kinds` (addr_kinds), is a VIP: every virtual server has a
@@ -229,10 +266,19 @@ static __always_inline int limit_init(const struct ikelb_affinity_key* key) {
 /* The replies entry of a packet from a backend to someone other than the ikelb host (a backend
  * answering the agent's health probe is delivered to the prober), 0 otherwise. */
 static __always_inline struct ikelb_reply* backend_reply(struct pkt* p) {
-  if (!(addr_kinds(&p->src, p->family) & IKELB_ADDR_BACKEND)) return 0;
-  struct ikelb_reverse_key rkey = {.family = p->family};
-  __builtin_memcpy(&rkey.addr, &p->src, sizeof(rkey.addr));
-  struct ikelb_reply* r = bpf_map_lookup_elem(&replies, &rkey);
+  __u32 slot = filter_slot(&p->src, p->family);
+  const __u32 kinds = slot_kinds(slot);
+  if (!(kinds & IKELB_ADDR_BACKEND)) return 0;
+  struct ikelb_reply* r = 0;
+  if (kinds & IKELB_ADDR_REPLY_RECORD) { /* the slot's published record (ikelb_reply_record) */
+    struct ikelb_reply_record* rec = bpf_map_lookup_elem(&reply_records, &slot);
+    if (rec && rec->family == p->family && same_addr(&rec->addr, &p->src)) r = &rec->reply;
+  }
+  if (!r) {
+    struct ikelb_reverse_key rkey = {.family = p->family};
+    __builtin_memcpy(&rkey.addr, &p->src, sizeof(rkey.addr));
+    r = bpf_map_lookup_elem(&replies, &rkey);
+  }
   if (!r || !(p->dst_kinds & IKELB_ADDR_LOCAL)) return r;
   struct ikelb_local_key lkey = {.family = p->family};
   __builtin_memcpy(&lkey.addr, &p->dst, sizeof(lkey.addr));

@@ -462,6 +462,7 @@ std::vector<std::string> Controller::apply(const Config& config) {
     maps_.set_init_limit(it->second.id, ikelb_init_limit{});
     it = vs_.erase(it);
   }
+  maps_.flush();
   return errors;
 }
 

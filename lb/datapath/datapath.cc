@@ -121,9 +121,11 @@ Datapath::Datapath(const Options& options) : pin_dir_(options.pin_dir) {
     bpf_map* m;
     bpf_object__for_each_map(m, skel_->obj) {
       std::string name = bpf_map__name(m);
-      // .rodata/.bss, and what is derived below (address filter, replies): never pinned.
+      // .rodata/.bss, and what is derived below (address filter, replies, records): never
+      // pinned.
       if (name.find('.') != std::string::npos || name == IKELB_MAP_ADDR_FILTER ||
-          name == IKELB_MAP_REPLIES)
+          name == IKELB_MAP_REPLIES || name == IKELB_MAP_VIP_RECORDS ||
+          name == IKELB_MAP_REPLY_RECORDS)
         continue;
       std::string path = pin_dir_ + "/" + name;
       if (exists(path)) {
@@ -170,6 +172,8 @@ Datapath::Datapath(const Options& options) : pin_dir_(options.pin_dir) {
 
 Datapath::~Datapath() {
   for (auto& [ifname, fd] : link_fds_) close(fd);
+  for (int fd : {grace_outer_, grace_inner_})
+    if (fd >= 0) close(fd);
 }
 
 int Datapath::prog_fd() const {
@@ -221,19 +225,22 @@ bool check_delete(int rc, const std::string& what) {
 
 // vips and replies change in an order that keeps what replies lists a subset of vips (a port
 // is added to vips first and removed from replies first), so a reply is never translated for a
-// port that is not a service.
+// port that is not a service. The VIP's record stops being read before vips changes at all.
 void Datapath::set_service(const ServiceKey& k, uint32_t vs_id) {
   auto key = vip_key(k);
-  const bool is_new = !services_.contains(k);
+  const auto cur = services_.find(k);
+  const bool is_new = cur == services_.end();
+  if (is_new || cur->second != vs_id) unpublish(k.vip, IKELB_ADDR_RECORD, unpublished_vips_);
   if (is_new) count_address(key.addr, key.family, IKELB_ADDR_VIP, true);
   ikelb_vip_value value{.vs_id = vs_id, .pad = 0};
   check(bpf_map_update_elem(bpf_map__fd(skel_->maps.vips), &key, &value, BPF_ANY),
         "writing service " + describe(k));
-  services_.insert(k);
+  services_[k] = vs_id;
   if (is_new) rewrite_replies(k.vip);
 }
 
 void Datapath::delete_service(const ServiceKey& k) {
+  unpublish(k.vip, IKELB_ADDR_RECORD, unpublished_vips_);
   services_.erase(k);
   rewrite_replies(k.vip);
   auto key = vip_key(k);
@@ -282,6 +289,7 @@ void Datapath::set_reverse(const IpAddress& backend, const ikelb_reverse_value& 
 }
 
 void Datapath::delete_reverse(const IpAddress& backend) {
+  unpublish(backend, IKELB_ADDR_REPLY_RECORD, unpublished_replies_);
   auto key = reverse_key(backend);
   check_delete(bpf_map_delete_elem(bpf_map__fd(skel_->maps.replies), &key),
                "deleting the reply entry for " + backend.str());
@@ -297,20 +305,99 @@ ikelb_reply Datapath::reply_of(const ikelb_reverse_value& rev, uint8_t family) c
   const IpAddress vip{family, rev.vip};
   size_t ports = 0;
   for (auto it = services_.lower_bound(ServiceKey{vip, 0, 0});
-       it != services_.end() && it->vip == vip; ++it) {
-    if (it->proto == IPPROTO_ESP)
+       it != services_.end() && it->first.vip == vip; ++it) {
+    const ServiceKey& k = it->first;
+    if (k.proto == IPPROTO_ESP)
       r.esp = 1;
-    else if (it->proto != IPPROTO_UDP || it->port == 0)
+    else if (k.proto != IPPROTO_UDP || k.port == 0)
       continue;
     else if (ports < IKELB_REPLY_PORTS)
-      r.udp_ports[ports++] = htons(it->port);
+      r.udp_ports[ports++] = htons(k.port);
     else
       r.more = 1;
   }
   return r;
 }
 
+std::optional<ikelb_vip_record> Datapath::vip_record_of(uint32_t slot) const {
+  ikelb_vip_record r{};
+  std::optional<IpAddress> vip;
+  for (const auto& [k, vs_id] : services_) {
+    if (ikelb_addr_slot(&k.vip.addr, k.vip.family) != slot) continue;
+    if (vip && *vip != k.vip) return std::nullopt;  // a second VIP: vips answers for both
+    if (r.count == IKELB_VIP_RECORD_SERVICES) return std::nullopt;
+    vip = k.vip;
+    r.services[r.count++] = {.port = htons(k.port), .proto = k.proto, .pad = 0, .vs_id = vs_id};
+  }
+  if (!vip) return std::nullopt;
+  r.addr = vip->addr;
+  r.family = vip->family;
+  return r;
+}
+
+std::optional<ikelb_reply_record> Datapath::reply_record_of(uint32_t slot) const {
+  std::optional<ikelb_reply_record> r;
+  for (const auto& [backend, reply] : replies_) {
+    if (ikelb_addr_slot(&backend.addr, backend.family) != slot) continue;
+    if (r) return std::nullopt;  // a second backend: replies answers for both
+    r = ikelb_reply_record{
+        .addr = backend.addr, .family = backend.family, .pad = {}, .reply = reply};
+  }
+  return r;
+}
+
+void Datapath::unpublish(const IpAddress& addr, uint8_t bit, std::set<uint32_t>& slots) {
+  const uint32_t slot = ikelb_addr_slot(&addr.addr, addr.family);
+  slots.insert(slot);
+  uint8_t& kinds = addr_filter_.kinds[slot];
+  if (!(kinds & bit)) return;
+  kinds &= ~bit;
+  write_addr_filter();
+}
+
+// Records are written only where unpublish cleared the bit, and bits set only after the records:
+// see ikelb_abi.h, struct ikelb_vip_record.
+void Datapath::flush() {
+  if (unpublished_vips_.empty() && unpublished_replies_.empty()) return;
+  grace_period();  // no program still reads a record whose bit unpublish cleared
+  std::vector<std::pair<uint32_t, uint8_t>> published;  // slot, bit
+  auto write = [&](int fd, uint32_t slot, const void* record, uint8_t bit) {
+    check(bpf_map_update_elem(fd, &slot, record, BPF_ANY),
+          "writing a record of address filter slot " + std::to_string(slot));
+    published.emplace_back(slot, bit);
+  };
+  for (uint32_t slot : unpublished_vips_)
+    if (const auto r = vip_record_of(slot))
+      write(bpf_map__fd(skel_->maps.vip_records), slot, &*r, IKELB_ADDR_RECORD);
+  for (uint32_t slot : unpublished_replies_)
+    if (const auto r = reply_record_of(slot))
+      write(bpf_map__fd(skel_->maps.reply_records), slot, &*r, IKELB_ADDR_REPLY_RECORD);
+  unpublished_vips_.clear();
+  unpublished_replies_.clear();
+  if (published.empty()) return;
+  grace_period();  // every CPU sees the records before a bit says to read them
+  for (const auto& [slot, bit] : published) addr_filter_.kinds[slot] |= bit;
+  write_addr_filter();
+}
+
+void Datapath::grace_period() {
+  if (grace_outer_ < 0) {
+    grace_inner_ = bpf_map_create(BPF_MAP_TYPE_ARRAY, "ikelb_grace_in", 4, 4, 1, nullptr);
+    if (grace_inner_ < 0) fail(errno, "creating the grace period's inner map");
+    LIBBPF_OPTS(bpf_map_create_opts, opts, .inner_map_fd = static_cast<__u32>(grace_inner_));
+    grace_outer_ = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "ikelb_grace", 4, 4, 1, &opts);
+    if (grace_outer_ < 0) fail(errno, "creating the grace period's map");
+  }
+  uint32_t zero = 0;
+  check(bpf_map_update_elem(grace_outer_, &zero, &grace_inner_, BPF_ANY),
+        "waiting for a grace period");
+}
+
 void Datapath::write_reply(const IpAddress& backend, const ikelb_reply& reply) {
+  if (auto it = replies_.find(backend);
+      it != replies_.end() && std::memcmp(&it->second, &reply, sizeof(reply)) == 0)
+    return;
+  unpublish(backend, IKELB_ADDR_REPLY_RECORD, unpublished_replies_);
   auto key = reverse_key(backend);
   check(bpf_map_update_elem(bpf_map__fd(skel_->maps.replies), &key, &reply, BPF_ANY),
         "writing the reply entry for " + backend.str());
@@ -402,7 +489,10 @@ void Datapath::write_addr_filter() {
 void Datapath::derive_from_adopted_maps() {
   for (const auto& k : hash_keys<ikelb_vip_key>(bpf_map__fd(skel_->maps.vips))) {
     tally_address(k.addr, k.family, IKELB_ADDR_VIP, true);
-    services_.insert(ServiceKey{IpAddress{k.family, k.addr}, k.proto, ntohs(k.port)});
+    if (auto v = lookup<ikelb_vip_value>(bpf_map__fd(skel_->maps.vips), &k)) {
+      services_[ServiceKey{IpAddress{k.family, k.addr}, k.proto, ntohs(k.port)}] = v->vs_id;
+      unpublished_vips_.insert(ikelb_addr_slot(&k.addr, k.family));
+    }
   }
   const int reverse_fd = bpf_map__fd(skel_->maps.reverse);
   std::vector<std::pair<IpAddress, ikelb_reverse_value>> backends;
@@ -415,6 +505,7 @@ void Datapath::derive_from_adopted_maps() {
     tally_address(k.addr, k.family, IKELB_ADDR_LOCAL, true);
   write_addr_filter();
   for (const auto& [backend, rev] : backends) write_reply(backend, reply_of(rev, backend.family));
+  flush();
 }
 
 void Datapath::set_settings(const ikelb_settings& s) {

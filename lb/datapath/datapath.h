@@ -93,6 +93,10 @@ class Datapath : public MapWriter {
   void set_spi_routing(uint32_t vs_id, const ikelb_spi_routing& routing) override;
   void set_spi_label(uint32_t vs_id, uint32_t id, uint32_t backend_id) override;
   void delete_spi_label(uint32_t vs_id, uint32_t id) override;
+  // Publishes the VIP and reply records (ikelb_abi.h, struct ikelb_vip_record and
+  // ikelb_reply_record) of the slots whose services or replies entries changed since the last
+  // flush.
+  void flush() override;
 
   // Convenience for tests: `port` in host order.
   void set_service(const IpAddress& vip, uint8_t proto, uint16_t port, uint32_t vs_id) {
@@ -151,6 +155,18 @@ class Datapath : public MapWriter {
   ikelb_reply reply_of(const ikelb_reverse_value& rev, uint8_t family) const;
   void write_reply(const IpAddress& backend, const ikelb_reply& reply);
   void rewrite_replies(const IpAddress& vip);
+  // vip_records: a slot's record as services_ has it, if the slot gets one (exactly one VIP, with
+  // at most IKELB_VIP_RECORD_SERVICES services).
+  std::optional<ikelb_vip_record> vip_record_of(uint32_t slot) const;
+  // reply_records: the same for the one backend in a slot.
+  std::optional<ikelb_reply_record> reply_record_of(uint32_t slot) const;
+  // Before the services of `vip` change in vips (or `backend`'s entry in replies): its slot's
+  // record is no longer read (its `bit`, IKELB_ADDR_RECORD or IKELB_ADDR_REPLY_RECORD, cleared)
+  // and waits for the next flush, in `slots`.
+  void unpublish(const IpAddress& addr, uint8_t bit, std::set<uint32_t>& slots);
+  // Returns once every program that was running when it was called has finished: an update of a
+  // map-in-map makes the kernel wait for an RCU grace period (maybe_wait_bpf_programs).
+  void grace_period();
   // The derived state from what vips, reverse and local_addrs hold (adopted pins): the filter
   // and its counts, services_, replies_ and the replies map.
   void derive_from_adopted_maps();
@@ -166,7 +182,10 @@ class Datapath : public MapWriter {
   // Entries in vips, reverse, local_addrs per filter slot (by kind: VIP, backend, local).
   std::vector<std::array<uint32_t, 3>> addr_counts_ =
       std::vector<std::array<uint32_t, 3>>(IKELB_ADDR_FILTER_SLOTS);
-  std::set<ServiceKey> services_;             // what vips holds
+  std::map<ServiceKey, uint32_t> services_;   // what vips holds (-> vs_id)
+  std::set<uint32_t> unpublished_vips_;       // filter slots whose VIP record waits for a flush
+  std::set<uint32_t> unpublished_replies_;    // and whose reply record does
+  int grace_outer_ = -1, grace_inner_ = -1;   // grace_period()'s map-in-map and its inner map
   std::map<IpAddress, ikelb_reply> replies_;  // what replies holds (one per reverse)
   std::map<std::string, int> link_fds_;       // ifname -> link fd (owned)
 };

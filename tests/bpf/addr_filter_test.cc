@@ -3,14 +3,16 @@
 // a slot with a removed one keep their kind, and clients whose slot carries a VIP's, a backend's
 // or a local address's bit are still served. The negative control clears a slot by hand and shows
 // the traffic of its address is then no longer seen, so the cases above can fail.
+//
+// A slot with one VIP also has a record of that VIP's services (struct ikelb_vip_record), which a
+// client's packet reads instead of vips while the slot's IKELB_ADDR_RECORD bit is set. The record
+// cases check what the agent publishes, that a changed service is answered right (by vips) before
+// the next publication and by the record after it, that slots a record cannot describe stay with
+// vips, and, as their negative control, that a stale record decides what is a service.
 #include "fixture.h"
 
 namespace ikelb::test {
 namespace {
-
-uint32_t slot_of(const IpAddress& a) {
-  return ikelb_addr_slot(&a.addr, a.family);
-}
 
 // The first of make(0), make(1), ... other than `a` that falls into `a`'s filter slot.
 IpAddr same_slot(const IpAddr& a, const std::function<IpAddr(int)>& make) {
@@ -35,15 +37,6 @@ IpAddr any_client4(int n) {  // 100.64.0.0/10, routed to the client side
             std::to_string(n % 256));
 }
 
-void set_kind(Env& env, const IpAddr& a, uint8_t kinds) {
-  const int fd = env.dp.map_fd(IKELB_MAP_ADDR_FILTER);
-  const uint32_t zero = 0;
-  ikelb_addr_filter f{};
-  ASSERT_EQ(bpf_map_lookup_elem(fd, &zero, &f), 0);
-  f.kinds[slot_of(to_lb(a))] = kinds;
-  ASSERT_EQ(bpf_map_update_elem(fd, &zero, &f, BPF_ANY), 0);
-}
-
 // A VIP's four service entries (the testbed's services), added or removed.
 void set_vip(Env& env, const IpAddr& vip, uint32_t vs, bool add) {
   for (uint16_t port : {500, 4500, 0}) {
@@ -62,8 +55,184 @@ Step new_client(Env& env, const IpAddr& c, uint32_t vs) {
   return forwarded(in, to_backend(in, be(env, b), c), b);
 }
 
-std::vector<Case> cases() {
+// --- VIP records ------------------------------------------------------------------------------
+
+ikelb_vip_record record_of(Env& env, const IpAddr& a) {
+  const uint32_t slot = slot_of(to_lb(a));
+  ikelb_vip_record r{};
+  EXPECT_EQ(bpf_map_lookup_elem(env.dp.map_fd(IKELB_MAP_VIP_RECORDS), &slot, &r), 0);
+  return r;
+}
+
+// A record's services as "proto/port->vs", in its order.
+std::vector<std::string> listed(const ikelb_vip_record& r) {
+  std::vector<std::string> out;
+  for (int i = 0; i < r.count && i < IKELB_VIP_RECORD_SERVICES; i++)
+    out.push_back(std::to_string(r.services[i].proto) + "/" +
+                  std::to_string(ntohs(r.services[i].port)) + "->" +
+                  std::to_string(r.services[i].vs_id));
+  return out;
+}
+
+void expect_record(Env& env, const IpAddr& vip, const std::vector<std::string>& services) {
+  EXPECT_EQ(kinds_of(env, vip), IKELB_ADDR_VIP | IKELB_ADDR_RECORD) << vip.to_string();
+  const ikelb_vip_record r = record_of(env, vip);
+  const IpAddress want = to_lb(vip);
+  EXPECT_EQ(r.family, want.family);
+  EXPECT_EQ(std::memcmp(&r.addr, &want.addr, sizeof(r.addr)), 0);
+  EXPECT_EQ(listed(r), services);
+}
+
+void expect_no_record(Env& env, const IpAddr& vip) {
+  EXPECT_EQ(kinds_of(env, vip), IKELB_ADDR_VIP) << vip.to_string();
+}
+
+void set_udp(Env& env, uint16_t port, bool add) {  // a service of the IPv4 VIP, in kVs4
+  ServiceKey k{to_lb(kVip4), IPPROTO_UDP, port};
+  add ? env.dp.set_service(k, kVs4) : env.dp.delete_service(k);
+}
+
+// A new client's datagram to `vip`'s UDP `port`: forwarded where Maglev puts it in `vs`.
+Step new_client_to(Env& env, const IpAddr& c, const IpAddr& vip, uint16_t port, uint32_t vs) {
+  Frame in = from_client(c, vip).udp(40000, port).payload(ike_payload(48));
+  const uint32_t b = env.bed.predict(vs, to_lb(c));
+  return forwarded(in, to_backend(in, be(env, b), c), b);
+}
+
+Step not_a_service(const IpAddr& c, const IpAddr& vip, uint16_t port) {
+  return untouched(from_client(c, vip).udp(40000, port).payload(ike_payload(48)).build(),
+                   IKELB_OUT_PASS_NOT_OURS);
+}
+
+const std::vector<std::string> kVip4Services = {"17/0->0", "17/500->0", "17/4500->0", "50/0->0"};
+
+std::vector<Case> record_cases() {
   std::vector<Case> all;
+
+  all.push_back({"TheVipsArePublishedInRecords",
+                 "after the test bed's flush, both VIPs' slots have the record bit and a record "
+                 "of their four services; clients of both are forwarded",
+                 nullptr,
+                 [](Env& env) {
+                   return std::vector<Step>{new_client_to(env, client4(60), kVip4, 4500, kVs4),
+                                            new_client_to(env, client6(60), kVip6, 500, kVs6)};
+                 },
+                 {{IKELB_EV_AFFINITY_MISS, 2}},
+                 [](Env& env) {
+                   expect_record(env, kVip4, kVip4Services);
+                   expect_record(env, kVip6, {"17/0->1", "17/500->1", "17/4500->1", "50/0->1"});
+                 }});
+
+  all.push_back({"AnAddedServiceIsServedBeforeTheNextFlush",
+                 "UDP 1701 is added to the IPv4 VIP and not flushed: the slot has lost its record "
+                 "bit and vips answers, so 1701 and 4500 are both forwarded",
+                 [](Env& env) { set_udp(env, 1701, true); },
+                 [](Env& env) {
+                   return std::vector<Step>{new_client_to(env, client4(61), kVip4, 1701, kVs4),
+                                            new_client_to(env, client4(62), kVip4, 4500, kVs4)};
+                 },
+                 {{IKELB_EV_AFFINITY_MISS, 2}},
+                 [](Env& env) { expect_no_record(env, kVip4); }});
+
+  all.push_back(
+      {"AnAddedServiceIsInTheNextRecord",
+       "UDP 1701 is added to the IPv4 VIP and flushed: the record lists it, 1701 is "
+       "forwarded and 1702 is not a service",
+       [](Env& env) {
+         set_udp(env, 1701, true);
+         env.dp.flush();
+       },
+       [](Env& env) {
+         return std::vector<Step>{new_client_to(env, client4(63), kVip4, 1701, kVs4),
+                                  not_a_service(client4(64), kVip4, 1702)};
+       },
+       {{IKELB_EV_AFFINITY_MISS, 1}},
+       [](Env& env) {
+         expect_record(env, kVip4, {"17/0->0", "17/500->0", "17/1701->0", "17/4500->0", "50/0->0"});
+       }});
+
+  all.push_back({"ARemovedServiceIsNotServedEvenBeforeTheNextFlush",
+                 "UDP 500 is removed from the IPv4 VIP and not flushed: 500 is no longer a "
+                 "service, 4500 still is",
+                 [](Env& env) { set_udp(env, 500, false); },
+                 [](Env& env) {
+                   return std::vector<Step>{not_a_service(client4(65), kVip4, 500),
+                                            new_client_to(env, client4(66), kVip4, 4500, kVs4)};
+                 },
+                 {{IKELB_EV_AFFINITY_MISS, 1}},
+                 [](Env& env) { expect_no_record(env, kVip4); }});
+
+  all.push_back({"ARemovedServiceIsNotInTheNextRecord",
+                 "UDP 500 is removed from the IPv4 VIP and flushed: the record lacks it, 500 is "
+                 "not a service, 4500 is",
+                 [](Env& env) {
+                   set_udp(env, 500, false);
+                   env.dp.flush();
+                 },
+                 [](Env& env) {
+                   return std::vector<Step>{not_a_service(client4(67), kVip4, 500),
+                                            new_client_to(env, client4(68), kVip4, 4500, kVs4)};
+                 },
+                 {{IKELB_EV_AFFINITY_MISS, 1}},
+                 [](Env& env) {
+                   expect_record(env, kVip4, {"17/0->0", "17/4500->0", "50/0->0"});
+                 }});
+
+  all.push_back({"TwoVipsInASlotAreAskedOfVips",
+                 "a second VIP (in kVs4) in the IPv4 VIP's slot, flushed: the slot gets no record, "
+                 "and clients of both VIPs are forwarded",
+                 [](Env& env) {
+                   set_vip(env, same_slot(kVip4, spare4), kVs4, true);
+                   env.dp.flush();
+                 },
+                 [](Env& env) {
+                   return std::vector<Step>{
+                       new_client_to(env, client4(69), kVip4, 4500, kVs4),
+                       new_client_to(env, client4(70), same_slot(kVip4, spare4), 500, kVs4)};
+                 },
+                 {{IKELB_EV_AFFINITY_MISS, 2}},
+                 [](Env& env) { expect_no_record(env, kVip4); }});
+
+  all.push_back({"MoreServicesThanARecordHoldsAreAskedOfVips",
+                 "UDP 1701 and 1702 are added to the IPv4 VIP (6 services, a record holds 5) and "
+                 "flushed: no record, and 1701, 1702 and 4500 are forwarded",
+                 [](Env& env) {
+                   set_udp(env, 1701, true);
+                   set_udp(env, 1702, true);
+                   env.dp.flush();
+                 },
+                 [](Env& env) {
+                   return std::vector<Step>{new_client_to(env, client4(71), kVip4, 1701, kVs4),
+                                            new_client_to(env, client4(72), kVip4, 1702, kVs4),
+                                            new_client_to(env, client4(73), kVip4, 4500, kVs4)};
+                 },
+                 {{IKELB_EV_AFFINITY_MISS, 3}},
+                 [](Env& env) { expect_no_record(env, kVip4); }});
+
+  all.push_back(
+      {"AStaleRecordDecides",
+       "negative control: the IPv4 VIP's record is overwritten by hand with one that "
+       "lists only UDP 1701 (not in vips): 1701 is forwarded and 4500 is not a service, "
+       "so the cases above would fail if the agent left a record stale and readable",
+       [](Env& env) {
+         ikelb_vip_record r = record_of(env, kVip4);
+         r.count = 1;
+         r.services[0] = {.port = htons(1701), .proto = IPPROTO_UDP, .pad = 0, .vs_id = kVs4};
+         const uint32_t slot = slot_of(to_lb(kVip4));
+         ASSERT_EQ(bpf_map_update_elem(env.dp.map_fd(IKELB_MAP_VIP_RECORDS), &slot, &r, BPF_ANY),
+                   0);
+       },
+       [](Env& env) {
+         return std::vector<Step>{new_client_to(env, client4(74), kVip4, 1701, kVs4),
+                                  not_a_service(client4(75), kVip4, 4500)};
+       },
+       {{IKELB_EV_AFFINITY_MISS, 1}},
+       nullptr});
+  return all;
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> all = record_cases();
 
   all.push_back(
       {"AVipSharingASlotWithARemovedVipIsStillServed",

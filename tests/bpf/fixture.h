@@ -212,6 +212,28 @@ inline const TestbedBackend& be(Env& env, uint32_t id) {
   return env.bed.backend(id);
 }
 
+// The address filter (ikelb_abi.h, struct ikelb_addr_filter): an address's slot, the kinds
+// (IKELB_ADDR_* bits) the data path reads there, and those bits overwritten by hand.
+inline uint32_t slot_of(const IpAddress& a) {
+  return ikelb_addr_slot(&a.addr, a.family);
+}
+
+inline uint8_t kinds_of(Env& env, const IpAddr& a) {
+  const uint32_t zero = 0;
+  ikelb_addr_filter f{};
+  EXPECT_EQ(bpf_map_lookup_elem(env.dp.map_fd(IKELB_MAP_ADDR_FILTER), &zero, &f), 0);
+  return f.kinds[slot_of(to_lb(a))];
+}
+
+inline void set_kind(Env& env, const IpAddr& a, uint8_t kinds) {
+  const int fd = env.dp.map_fd(IKELB_MAP_ADDR_FILTER);
+  const uint32_t zero = 0;
+  ikelb_addr_filter f{};
+  ASSERT_EQ(bpf_map_lookup_elem(fd, &zero, &f), 0);
+  f.kinds[slot_of(to_lb(a))] = kinds;
+  ASSERT_EQ(bpf_map_update_elem(fd, &zero, &f, BPF_ANY), 0);
+}
+
 // --- The runner -------------------------------------------------------------------------------
 
 // Keeps the calling thread on the CPU it runs on, so that every BPF_PROG_TEST_RUN of a test sees

@@ -228,6 +228,7 @@ TEST(Pinning, TheRepliesAreRebuiltFromTheAdoptedMaps) {
     dp.set_reverse(gw, rev);
   }
   EXPECT_FALSE(std::filesystem::exists(pins + "/" IKELB_MAP_REPLIES));
+  EXPECT_FALSE(std::filesystem::exists(pins + "/" IKELB_MAP_REPLY_RECORDS));
   {
     Datapath dp(pinned(pins));
     EXPECT_EQ(std::count(dp.adopted_maps().begin(), dp.adopted_maps().end(), IKELB_MAP_REPLIES), 0);
@@ -239,6 +240,15 @@ TEST(Pinning, TheRepliesAreRebuiltFromTheAdoptedMaps) {
     EXPECT_EQ(r.udp_ports[2], 0);
     EXPECT_EQ(r.esp, 1);
     EXPECT_EQ(r.more, 0);
+    // The backend's slot record (never pinned either) holds the same entry, and is read.
+    const uint32_t slot = ikelb_addr_slot(&gw.addr, gw.family), zero = 0;
+    ikelb_reply_record rec{};
+    ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(IKELB_MAP_REPLY_RECORDS), &slot, &rec), 0);
+    EXPECT_EQ(std::memcmp(&rec.addr, &gw.addr, sizeof(rec.addr)), 0);
+    EXPECT_EQ(std::memcmp(&rec.reply, &r, sizeof(r)), 0);
+    ikelb_addr_filter f{};
+    ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(IKELB_MAP_ADDR_FILTER), &zero, &f), 0);
+    EXPECT_EQ(f.kinds[slot], IKELB_ADDR_BACKEND | IKELB_ADDR_REPLY_RECORD);
     // And the adopted services are known: removing one rewrites the entry.
     dp.delete_service({vip, IPPROTO_UDP, 500});
     ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(IKELB_MAP_REPLIES), &key, &r), 0);
@@ -246,6 +256,45 @@ TEST(Pinning, TheRepliesAreRebuiltFromTheAdoptedMaps) {
     EXPECT_EQ(r.udp_ports[1], 0);
     dp.delete_reverse(gw);
     EXPECT_NE(bpf_map_lookup_elem(dp.map_fd(IKELB_MAP_REPLIES), &key, &r), 0);
+  }
+  Datapath::teardown(pins);
+}
+
+TEST(Pinning, TheVipRecordsAreRebuiltFromTheAdoptedMaps) {
+  [[maybe_unused]] Sandbox sandbox = Sandbox::create();
+  BpffsMount fs;
+  const std::string pins = fs.dir + "/ikelb";
+  const IpAddress vip = IpAddress::must_parse("203.0.113.78");
+  const uint32_t slot = ikelb_addr_slot(&vip.addr, vip.family);
+  {
+    Datapath dp(pinned(pins));
+    dp.set_service(vip, IPPROTO_UDP, 4500, 3);
+    dp.set_service(vip, IPPROTO_ESP, 0, 3);
+    dp.flush();
+  }
+  EXPECT_FALSE(std::filesystem::exists(pins + "/" IKELB_MAP_VIP_RECORDS));
+  {
+    Datapath dp(pinned(pins));
+    EXPECT_EQ(std::count(dp.adopted_maps().begin(), dp.adopted_maps().end(), IKELB_MAP_VIP_RECORDS),
+              0);
+    ikelb_vip_record r{};
+    ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(IKELB_MAP_VIP_RECORDS), &slot, &r), 0);
+    EXPECT_EQ(r.family, vip.family);
+    EXPECT_EQ(std::memcmp(&r.addr, &vip.addr, sizeof(r.addr)), 0);
+    ASSERT_EQ(r.count, 2);
+    EXPECT_EQ(r.services[0].proto, IPPROTO_UDP);
+    EXPECT_EQ(ntohs(r.services[0].port), 4500);
+    EXPECT_EQ(r.services[0].vs_id, 3u);
+    EXPECT_EQ(r.services[1].proto, IPPROTO_ESP);
+    EXPECT_EQ(r.services[1].vs_id, 3u);
+    const uint32_t zero = 0;
+    ikelb_addr_filter f{};
+    ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(IKELB_MAP_ADDR_FILTER), &zero, &f), 0);
+    EXPECT_EQ(f.kinds[slot], IKELB_ADDR_VIP | IKELB_ADDR_RECORD);
+    // The adopted services are known: removing one takes the record out of use at once.
+    dp.delete_service({vip, IPPROTO_ESP, 0});
+    ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(IKELB_MAP_ADDR_FILTER), &zero, &f), 0);
+    EXPECT_EQ(f.kinds[slot], IKELB_ADDR_VIP);
   }
   Datapath::teardown(pins);
 }
