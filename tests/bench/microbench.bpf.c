@@ -8,6 +8,7 @@
  * be told apart; baseline_tx is the minimal program (returns XDP_TX).
  */
 #include "../../ebpf/ikelb.bpf.c"
+#include "microbench_clients.h"
 
 #define BENCH_SNAPSHOT 96 /* Ethernet + IPv6 + UDP headers fit */
 
@@ -40,7 +41,8 @@ static __always_inline int bench_run(struct xdp_md* ctx, int run_ikelb, int new_
     /* A different IPv4 client source address every run (offset 26 in an untagged frame). The
      * header checksum is left stale: the data path never verifies it. */
     __u32 n = new_client == 3 ? 1 : s->counter++;
-    __u32 src = bpf_htonl(0x64400000u + (new_client == 2 ? n % 10000 : n & 0x3fffffu));
+    __u32 src =
+        bpf_htonl(BENCH_CLIENT_BASE + (new_client == 2 ? n % BENCH_10K_CLIENTS : n & 0x3fffffu));
     if (bpf_xdp_store_bytes(ctx, 26, &src, sizeof(src))) return XDP_ABORTED;
   }
   int verdict = run_ikelb ? ikelb_process(ctx) : XDP_TX;

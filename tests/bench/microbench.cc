@@ -24,6 +24,7 @@
 
 #include "datapath.h"
 #include "ikelb_microbench.skel.h"
+#include "microbench_clients.h"
 #include "packet.h"
 #include "sandbox.h"
 #include "testbed.h"
@@ -167,13 +168,14 @@ int run(uint32_t repeat, int rounds, const std::string& only, uint32_t affinity)
   };
 
   // Table::room: deletes every affinity entry but those of the 10,000 clients that
-  // bench_ikelb_10k_clients sends (100.64.0.0 + 0..9,999), in one batch.
+  // bench_ikelb_10k_clients sends, in one batch.
   auto keep_only_10k_clients = [fd = dp.map_fd(IKELB_MAP_AFFINITY)] {
     std::vector<ikelb_affinity_key> doomed;
     ikelb_affinity_key key{}, next{};
     for (bool first = true; bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0;
          first = false, key = next)
-      if (ntohl(next.client.u32[0]) - 0x64400000u >= 10000) doomed.push_back(next);
+      if (ntohl(next.client.u32[0]) - BENCH_CLIENT_BASE >= BENCH_10K_CLIENTS)
+        doomed.push_back(next);
     uint32_t n = static_cast<uint32_t>(doomed.size());
     if (n && bpf_map_delete_batch(fd, doomed.data(), &n, nullptr) != 0)
       throw std::system_error(errno, std::generic_category(), "deleting affinity entries");
