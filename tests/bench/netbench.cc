@@ -298,8 +298,31 @@ void pin_to_cpu(int cpu) {
   CPU_SET(cpu, &set);
   if (int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set); rc != 0)
     throw std::system_error(rc, std::generic_category(),
-                            "pinning a generator thread to CPU " + std::to_string(cpu));
+                            "pinning a thread to CPU " + std::to_string(cpu));
 }
+
+// Pins the calling thread to the first CPU it may run on, for the single-queue runs: the vCPUs of
+// these VMs are often not equally fast, so a thread the scheduler moves between them would pair
+// one forwarder's round on one vCPU with another's on the other. Restores the thread's CPUs on
+// destruction.
+class PinnedToFirstCpu {
+ public:
+  PinnedToFirstCpu() {
+    if (int rc = pthread_getaffinity_np(pthread_self(), sizeof saved_, &saved_); rc != 0)
+      throw std::system_error(rc, std::generic_category(), "reading the thread's CPUs");
+    while (cpu_ < CPU_SETSIZE && !CPU_ISSET(cpu_, &saved_)) cpu_++;
+    if (cpu_ == CPU_SETSIZE) throw std::runtime_error("this thread may run on no CPU");
+    pin_to_cpu(cpu_);
+  }
+  ~PinnedToFirstCpu() { pthread_setaffinity_np(pthread_self(), sizeof saved_, &saved_); }
+  PinnedToFirstCpu(const PinnedToFirstCpu&) = delete;
+  PinnedToFirstCpu& operator=(const PinnedToFirstCpu&) = delete;
+  int cpu() const { return cpu_; }
+
+ private:
+  cpu_set_t saved_;
+  int cpu_ = 0;
+};
 
 // Each thread pins itself to its CPU, enters the generator's namespace and, once all are ready,
 // runs its own live-frames loop of `packets` frames. Per-CPU shares come from `share_fd`'s entry
@@ -685,6 +708,8 @@ int run(uint64_t packets, int rounds, const std::string& out, uint32_t affinity,
   };
   enum { kGen, kNull, kHit, kHit1, kMaglev, kReverse, kNft };
   {
+    PinnedToFirstCpu pinned;
+    std::printf("single-queue runs: pinned to CPU %d\n", pinned.cpu());
     Topology topo("-" + std::to_string(getpid()), 1);
     Skel skel;
     prepare(topo, skel);
