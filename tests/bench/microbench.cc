@@ -22,6 +22,7 @@
 #include <system_error>
 #include <vector>
 
+#include "cpu_pin.h"
 #include "datapath.h"
 #include "ikelb_microbench.skel.h"
 #include "microbench_clients.h"
@@ -81,6 +82,7 @@ struct SkelDeleter {
 };
 
 int run(uint32_t repeat, int rounds, const std::string& only, uint32_t affinity) {
+  bench::PinnedToFirstCpu on_one_cpu;  // every path measured on the same vCPU
   Sandbox sandbox = Sandbox::create();
   Datapath dp(Datapath::Options{
       .table_slots = 2 * kTableSize, .affinity_entries = affinity, .pin_dir = ""});
@@ -289,8 +291,8 @@ int run(uint32_t repeat, int rounds, const std::string& only, uint32_t affinity)
   const double base = median(paths[0].ns), copy_ns = median(paths[1].ns);
   std::printf(
       "ikelb XDP micro-benchmark: BPF_PROG_TEST_RUN, repeat %u, %d rounds (median, "
-      "min-max)\n",
-      repeat, rounds);
+      "min-max), pinned to CPU %d\n",
+      repeat, rounds, on_one_cpu.cpu());
   std::printf("%-40s %8s %15s %10s %16s\n", "path", "ns/pkt", "min-max", "x baseline",
               "minus snapshot");
   for (const Path& p : paths) {

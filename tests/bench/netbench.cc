@@ -61,6 +61,7 @@
 #include <vector>
 
 #include "controller.h"
+#include "cpu_pin.h"
 #include "datapath.h"
 #include "ikelb_netbench.skel.h"
 #include "maglev.h"
@@ -290,38 +291,6 @@ struct CpuSample {
   // Each thread's CPU time over its run time. The softirq work the run triggers is charged to the
   // thread (no IRQ time accounting here), so well under 100% means something else had the CPU.
   std::vector<double> thread_busy;
-};
-
-void pin_to_cpu(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  if (int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set); rc != 0)
-    throw std::system_error(rc, std::generic_category(),
-                            "pinning a thread to CPU " + std::to_string(cpu));
-}
-
-// Pins the calling thread to the first CPU it may run on, for the single-queue runs: the vCPUs of
-// these VMs are often not equally fast, so a thread the scheduler moves between them would pair
-// one forwarder's round on one vCPU with another's on the other. Restores the thread's CPUs on
-// destruction.
-class PinnedToFirstCpu {
- public:
-  PinnedToFirstCpu() {
-    if (int rc = pthread_getaffinity_np(pthread_self(), sizeof saved_, &saved_); rc != 0)
-      throw std::system_error(rc, std::generic_category(), "reading the thread's CPUs");
-    while (cpu_ < CPU_SETSIZE && !CPU_ISSET(cpu_, &saved_)) cpu_++;
-    if (cpu_ == CPU_SETSIZE) throw std::runtime_error("this thread may run on no CPU");
-    pin_to_cpu(cpu_);
-  }
-  ~PinnedToFirstCpu() { pthread_setaffinity_np(pthread_self(), sizeof saved_, &saved_); }
-  PinnedToFirstCpu(const PinnedToFirstCpu&) = delete;
-  PinnedToFirstCpu& operator=(const PinnedToFirstCpu&) = delete;
-  int cpu() const { return cpu_; }
-
- private:
-  cpu_set_t saved_;
-  int cpu_ = 0;
 };
 
 // Each thread pins itself to its CPU, enters the generator's namespace and, once all are ready,
