@@ -619,13 +619,13 @@ std::string Datapath::attach(const std::string& ifname, bool generic) {
     if (info.type == BPF_LINK_TYPE_XDP && info.xdp.ifindex != ifindex)
       fail(EINVAL, "pinned link " + path + " belongs to another interface (ifindex " +
                        std::to_string(info.xdp.ifindex) + ")");
-    if (theirs == ours) {
-      what = "adopted the XDP link on " + ifname + " (program " + ours + " unchanged)";
-    } else {
-      check(bpf_link_update(link, prog_fd(), nullptr), "replacing the program on " + ifname);
-      what =
-          "adopted the XDP link on " + ifname + " and replaced program " + theirs + " with " + ours;
-    }
+    // Replaced even when it is the same code (the same tag): the program in the link reads the
+    // derived maps of the agent that loaded it (address filter, replies, records: never pinned),
+    // which no one updates any more. This agent's program reads the adopted maps and its own
+    // derived maps, rebuilt from them before this point; the swap is atomic.
+    check(bpf_link_update(link, prog_fd(), nullptr), "replacing the program on " + ifname);
+    what = "adopted the XDP link on " + ifname + " and replaced program " + theirs +
+           (theirs == ours ? " with this agent's copy of it" : " with " + ours);
   } else {
     LIBBPF_OPTS(bpf_link_create_opts, opts,
                 .flags = generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE);

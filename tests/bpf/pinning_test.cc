@@ -12,9 +12,12 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <map>
 
 #include "datapath.h"
+#include "packet.h"
 #include "sandbox.h"
+#include "testbed.h"
 
 namespace ikelb::test {
 namespace {
@@ -295,6 +298,80 @@ TEST(Pinning, TheVipRecordsAreRebuiltFromTheAdoptedMaps) {
     dp.delete_service({vip, IPPROTO_ESP, 0});
     ASSERT_EQ(bpf_map_lookup_elem(dp.map_fd(IKELB_MAP_ADDR_FILTER), &zero, &f), 0);
     EXPECT_EQ(f.kinds[slot], IKELB_ADDR_VIP);
+  }
+  Datapath::teardown(pins);
+}
+
+// The id of every map the program `prog_id` reads, by name.
+std::map<std::string, uint32_t> maps_of_program(uint32_t prog_id) {
+  std::map<std::string, uint32_t> maps;
+  const int prog = bpf_prog_get_fd_by_id(prog_id);
+  if (prog < 0) throw std::system_error(errno, std::generic_category(), "opening the program");
+  uint32_t ids[64] = {};
+  bpf_prog_info info{};
+  info.nr_map_ids = 64;
+  info.map_ids = reinterpret_cast<uint64_t>(ids);
+  uint32_t len = sizeof(info);
+  const int rc = bpf_obj_get_info_by_fd(prog, &info, &len);
+  close(prog);
+  if (rc != 0) throw std::system_error(errno, std::generic_category(), "reading the program");
+  for (uint32_t i = 0; i < std::min(info.nr_map_ids, 64u); i++) {
+    const int fd = bpf_map_get_fd_by_id(ids[i]);
+    if (fd < 0) throw std::system_error(errno, std::generic_category(), "opening a map");
+    bpf_map_info m{};
+    uint32_t mlen = sizeof(m);
+    const int mrc = bpf_obj_get_info_by_fd(fd, &m, &mlen);
+    close(fd);
+    if (mrc != 0) throw std::system_error(errno, std::generic_category(), "reading a map");
+    maps[m.name] = m.id;
+  }
+  return maps;
+}
+
+// A restarted agent runs the same program, but the maps it derives (address filter, replies,
+// records) are new, never pinned: the program left in the adopted link reads its predecessor's,
+// which no one updates any more. The restarted agent's program must take the link, or a VIP or
+// gateway configured after the restart is never seen by the data path.
+TEST(Pinning, ARestartedAgentsConfigurationReachesTheAttachedProgram) {
+  Sandbox sandbox = Sandbox::create();
+  BpffsMount fs;
+  const std::string pins = fs.dir + "/ikelb";
+  {
+    Datapath dp(pinned(pins));
+    dp.attach("cli0", false);
+  }
+  Datapath dp(pinned(pins));
+  const std::string what = dp.attach("cli0", false);
+  EXPECT_TRUE(what.starts_with("adopted the XDP link on cli0 and replaced program")) << what;
+  Testbed bed(dp, sandbox);  // the whole configuration, applied after the restart
+
+  // The program in the link forwards a new client of that configuration to its Maglev backend.
+  const uint32_t attached = xdp_prog_id("cli0");
+  const int prog = bpf_prog_get_fd_by_id(attached);
+  ASSERT_GE(prog, 0);
+  const IpAddr client = ip("100.64.0.9");
+  const Bytes to_vip = Frame()
+                           .eth(mac("02:00:00:00:c0:02"), mac("02:00:00:00:c0:01"))
+                           .ipv4(client, ip("203.0.113.10"))
+                           .udp(4500, 4500)
+                           .payload(Bytes(64, 0x2a))
+                           .build();
+  const XdpResult r = run_xdp(prog, to_vip, sandbox.client_ifindex);
+  close(prog);
+  EXPECT_EQ(r.verdict, uint32_t{XDP_REDIRECT});
+  const uint32_t id = bed.predict(kVs4, IpAddress::must_parse("100.64.0.9"));
+  ASSERT_NE(id, IKELB_NO_BACKEND);
+  ASSERT_GE(r.frame.size(), 34u);
+  EXPECT_EQ(std::memcmp(&r.frame[30], &bed.backend(id).addr.addr, 4), 0)
+      << "the destination is not " << bed.backend(id).addr.str();
+
+  // And every map it reads is the one this agent writes.
+  for (const auto& [name, map_id] : maps_of_program(attached)) {
+    if (name.find('.') != std::string::npos) continue;  // .rodata: the program's own
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    ASSERT_EQ(bpf_obj_get_info_by_fd(dp.map_fd(name), &info, &len), 0) << name;
+    EXPECT_EQ(map_id, info.id) << "the attached program reads another " << name;
   }
   Datapath::teardown(pins);
 }
