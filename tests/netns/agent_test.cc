@@ -105,7 +105,7 @@ class NetnsAgentTest : public NetnsFixture {
 
   // ---- the agent ----
 
-  void write_config(int backends, uint32_t idle_timeout_s) {
+  void write_config(int backends, uint32_t idle_timeout_s, const std::string& vip = kVip) {
     nlohmann::json ifs = {"c0"}, list = nlohmann::json::array();
     for (int i = 1; i <= backends; i++) {
       ifs.push_back("g" + std::to_string(i));
@@ -121,7 +121,7 @@ class NetnsAgentTest : public NetnsFixture {
         {"log_level", "info"},
         {"virtual_servers",
          {{{"name", "vpn"},
-           {"address", kVip},
+           {"address", vip},
            {"health_check", {{"mode", "none"}}},
            {"backends", list}}}}};
     write_config_json(config);
@@ -355,6 +355,31 @@ TEST_F(NetnsAgentTest, KillDashNineLosesNothing) {
       [&] { start_agent(); });
   nlohmann::json st = ctl_json({"status"});
   EXPECT_EQ(st["adopted"], true) << st.dump();
+}
+
+// A restarted ikelbd (the same build, so the same program) must serve what it is configured with
+// after the restart: the program in the pinned link reads lookup maps that each agent derives for
+// itself (address filter, replies, records), so the restarted agent's program has to take the
+// link. Otherwise the client port keeps its predecessor's program, whose address filter has never
+// heard of a VIP configured after the restart, and passes that VIP's clients to the kernel.
+TEST_F(NetnsAgentTest, ARestartedAgentServesAVipConfiguredAfterTheRestart) {
+  write_config(3, 60, "203.0.113.99");
+  start_agent();
+  ASSERT_EQ(kill(agent_pid_, SIGTERM), 0);
+  std::optional<int> status = wait_exit(agent_pid_, 10s);
+  ASSERT_TRUE(status.has_value()) << "ikelbd did not stop on SIGTERM";
+  forget(agent_pid_);
+  agent_pid_ = -1;
+  start_agent();
+  EXPECT_EQ(ctl_json({"status"})["adopted"], true);
+
+  write_config(3, 60);  // the virtual server moves to kVip
+  RunResult reload = run({IKELBCTL_PATH, "--socket", socket_, "reload"});
+  ASSERT_EQ(reload.exit_code, 0) << reload.output;
+  // place() also checks that every client's answer came from the VIP.
+  auto per_gw = clients_per_gateway(place(500, 1, 100, "after"));
+  for (int gw = 1; gw <= 3; gw++) EXPECT_GT(per_gw[gw], 0) << "gw" << gw << " got no client";
+  EXPECT_EQ(per_gw[1] + per_gw[2] + per_gw[3], 100);
 }
 
 TEST_F(NetnsAgentTest, ReloadAddingAFourthGatewayKeepsPinnedClients) {
