@@ -66,9 +66,9 @@ class MapWriter {
   virtual void set_spi_label(uint32_t vs_id, uint32_t id, uint32_t backend_id) = 0;
   virtual void delete_spi_label(uint32_t vs_id, uint32_t id) = 0;
 
-  // The end of a batch of writes. Derived state that costs a wait to write (the VIP records, two
-  // RCU grace periods) is written now; until then the data path answers from the maps above,
-  // only more slowly.
+  // The end of a batch of writes. Derived state that costs a wait to write (the VIP and reply
+  // records: two RCU grace periods) is written now; until then the data path answers from the maps
+  // above, only more slowly.
   virtual void flush() {}
 };
 

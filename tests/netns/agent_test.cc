@@ -209,6 +209,18 @@ class NetnsAgentTest : public NetnsFixture {
     return problems;
   }
 
+  // SIGTERM to ikelbd, then its exit status (<= 10 s); nullopt if it did not stop, and then the
+  // fixture's teardown still owns it.
+  std::optional<int> stop_agent_with_sigterm() {
+    if (kill(agent_pid_, SIGTERM) != 0) return std::nullopt;
+    std::optional<int> status = wait_exit(agent_pid_, 10s);
+    if (status) {
+      forget(agent_pid_);
+      agent_pid_ = -1;
+    }
+    return status;
+  }
+
   // Clients first..first+count-1 send one datagram each to VIP:port, and every one must be
   // answered from the VIP. Returns each client's one gateway (as the gateways logged it).
   std::map<std::string, int> place(int port, int first, int count, const std::string& prefix) {
@@ -365,11 +377,8 @@ TEST_F(NetnsAgentTest, KillDashNineLosesNothing) {
 TEST_F(NetnsAgentTest, ARestartedAgentServesAVipConfiguredAfterTheRestart) {
   write_config(3, 60, "203.0.113.99");
   start_agent();
-  ASSERT_EQ(kill(agent_pid_, SIGTERM), 0);
-  std::optional<int> status = wait_exit(agent_pid_, 10s);
+  std::optional<int> status = stop_agent_with_sigterm();
   ASSERT_TRUE(status.has_value()) << "ikelbd did not stop on SIGTERM";
-  forget(agent_pid_);
-  agent_pid_ = -1;
   start_agent();
   EXPECT_EQ(ctl_json({"status"})["adopted"], true);
 
@@ -528,11 +537,8 @@ TEST_F(NetnsAgentTest, TeardownOnStopDetachesOnSigterm) {
   ASSERT_NE(run({"ip", "-n", ns("lb"), "link", "show", "c0"}).output.find("xdp"),
             std::string::npos);
   ASSERT_TRUE(std::filesystem::exists(bpffs_ + "/ikelb"));
-  ASSERT_EQ(kill(agent_pid_, SIGTERM), 0);
-  std::optional<int> status = wait_exit(agent_pid_, 10s);
+  std::optional<int> status = stop_agent_with_sigterm();
   ASSERT_TRUE(status.has_value()) << "ikelbd did not stop on SIGTERM";
-  forget(agent_pid_);
-  agent_pid_ = -1;
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
   EXPECT_FALSE(std::filesystem::exists(bpffs_ + "/ikelb")) << "pins left after the teardown";
   RunResult links = run({"ip", "-n", ns("lb"), "link", "show"});
