@@ -401,6 +401,19 @@ struct Series {
   double median(double Sample::*f) const { return stat(f).median; }
 };
 
+// Round r's time per packet of series k beyond that of series base, in ns: 1/rate(k) - 1/rate(base)
+// of the same round, so whatever both do in that round (the generator's work, the sink's) cancels.
+double beyond(const std::vector<Series>& series, int k, int base, size_t r) {
+  return 1e9 / series[k].samples[r].delivered_pps - 1e9 / series[base].samples[r].delivered_pps;
+}
+
+// The same over every round: median and range.
+Stat beyond_per_round(const std::vector<Series>& series, int k, int base) {
+  std::vector<double> v;
+  for (size_t r = 0; r < series[base].samples.size(); r++) v.push_back(beyond(series, k, base, r));
+  return stat_of(v);
+}
+
 double median_ms(const std::function<void()>& f, int runs) {
   std::vector<double> v;
   for (int i = 0; i < runs; i++) {
@@ -670,14 +683,6 @@ bool run_two_queues(uint64_t packets, int rounds, uint32_t affinity, std::ostrin
 void compare_beyond_generator(const std::vector<Series>& series, int gen, int nft,
                               std::initializer_list<int> ikelb, std::ostringstream& md) {
   const size_t n = series[gen].samples.size();
-  auto beyond = [&](int k, size_t r) {
-    return 1e9 / series[k].samples[r].delivered_pps - 1e9 / series[gen].samples[r].delivered_pps;
-  };
-  auto cost_of = [&](int k) {
-    std::vector<double> v;
-    for (size_t r = 0; r < n; r++) v.push_back(beyond(k, r));
-    return stat_of(v);
-  };
   const std::string intro =
       "Per packet beyond the generator alone: for each round, 1/rate(forwarder) - "
       "1/rate(generator alone) of that round, in ns (the generator's time, which is in both "
@@ -686,18 +691,18 @@ void compare_beyond_generator(const std::vector<Series>& series, int gen, int nf
   md << "\n"
      << intro << "\n\n| forwarder | ns per packet beyond the generator (median) | min–max "
      << "| nftables / this, per round (median) | min–max |\n|---|---|---|---|---|\n";
-  const Stat n_cost = cost_of(nft);
+  const Stat n_cost = beyond_per_round(series, nft, gen);
   std::printf("  %-26s %8.1f ns (%.1f-%.1f)\n", series[nft].name.c_str(), n_cost.median, n_cost.lo,
               n_cost.hi);
   md << fmt("| %s | %.1f | %.1f–%.1f | — | — |\n", series[nft].name.c_str(), n_cost.median,
             n_cost.lo, n_cost.hi);
   for (int k : ikelb) {
-    const Stat c = cost_of(k);
+    const Stat c = beyond_per_round(series, k, gen);
     std::vector<double> ratio;
     int unusable = 0;  // a round in which this forwarder was not slower than the generator alone
     for (size_t r = 0; r < n; r++) {
-      if (beyond(k, r) > 0)
-        ratio.push_back(beyond(nft, r) / beyond(k, r));
+      if (beyond(series, k, gen, r) > 0)
+        ratio.push_back(beyond(series, nft, gen, r) / beyond(series, k, gen, r));
       else
         unusable++;
     }
@@ -851,13 +856,7 @@ int run(uint64_t packets, int rounds, const std::string& out, uint32_t affinity,
   // ikelb's own cost per packet, paired by round: what ikelb adds to a packet's time over the
   // null forwarder (which only redirects) measured in the same round.
   const size_t n = series[kNull].samples.size();
-  auto own_cost = [&](int k) {
-    std::vector<double> v;
-    for (size_t r = 0; r < n; r++)
-      v.push_back(1e9 / series[k].samples[r].delivered_pps -
-                  1e9 / series[kNull].samples[r].delivered_pps);
-    return stat_of(v);
-  };
+  auto own_cost = [&](int k) { return beyond_per_round(series, k, kNull); };
   const std::string own_intro =
       "ikelb's own cost per packet: for each round, 1/rate(ikelb) - 1/rate(null forwarder) of "
       "that round, in ns (each rate is of the generator, forwarder and sink on one CPU together, "
