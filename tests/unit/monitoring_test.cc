@@ -192,8 +192,9 @@ TEST(Monitoring, RulesUseOnlyExportedMetrics) {
   std::set<std::string> used = referenced_names(rules);
   EXPECT_GE(used.size(), 8u);
   for (const auto& n : used) EXPECT_TRUE(exported.count(n)) << n << " is not exported by ikelbd";
-  for (const char* alert : {"IkelbGatewayDown", "IkelbPoolBelowHealthy", "IkelbFailoverBurst",
-                            "IkelbDropRateSpike", "IkelbReloadFailed", "IkelbScrapeError"})
+  for (const char* alert :
+       {"IkelbGatewayDown", "IkelbPoolBelowHealthy", "IkelbFailoverBurst", "IkelbDropRateSpike",
+        "IkelbReloadFailed", "IkelbScrapeError", "IkelbAffinityTableNearlyFull"})
     EXPECT_NE(rules.find(std::string("- alert: ") + alert + "\n"), std::string::npos) << alert;
 }
 
