@@ -451,6 +451,12 @@ std::string fmt(const char* format, ...) {
   return out;
 }
 
+// A paragraph of the report: on stdout (after a blank line with `gap`) and in the markdown.
+void paragraph(std::ostringstream& md, const std::string& text, bool gap = false) {
+  std::printf(gap ? "\n%s\n" : "%s\n", text.c_str());
+  md << "\n" << text << "\n";
+}
+
 const char* met(bool ok) {
   return ok ? "met" : "not met";
 }
@@ -670,8 +676,7 @@ bool run_two_queues(uint64_t packets, int rounds, uint32_t affinity, std::ostrin
     const char* msg =
         "The 2-queue run is INVALID: the work did not split across the CPUs as intended (see the "
         "per-CPU shares above), so no 2-vs-1 ratio is reported.";
-    std::printf("%s\n", msg);
-    md << "\n" << msg << "\n";
+    paragraph(md, msg);
   }
   return valid;
 }
@@ -687,9 +692,8 @@ void compare_beyond_generator(const std::vector<Series>& series, int gen, int nf
       "Per packet beyond the generator alone: for each round, 1/rate(forwarder) - "
       "1/rate(generator alone) of that round, in ns (the generator's time, which is in both "
       "rates of the ratio above, taken out; the sink's stays in both). Not the goal's figure.";
-  std::printf("\n%s\n", intro.c_str());
-  md << "\n"
-     << intro << "\n\n| forwarder | ns per packet beyond the generator (median) | min–max "
+  paragraph(md, intro, true);
+  md << "\n| forwarder | ns per packet beyond the generator (median) | min–max "
      << "| nftables / this, per round (median) | min–max |\n|---|---|---|---|---|\n";
   const Stat n_cost = beyond_per_round(series, nft, gen);
   std::printf("  %-26s %8.1f ns (%.1f-%.1f)\n", series[nft].name.c_str(), n_cost.median, n_cost.lo,
@@ -861,9 +865,8 @@ int run(uint64_t packets, int rounds, const std::string& out, uint32_t affinity,
       "ikelb's own cost per packet: for each round, 1/rate(ikelb) - 1/rate(null forwarder) of "
       "that round, in ns (each rate is of the generator, forwarder and sink on one CPU together, "
       "so the difference is what ikelb costs beyond a bare redirect).";
-  std::printf("\n%s\n", own_intro.c_str());
-  md << "\n"
-     << own_intro << "\n\n| ikelb | ns per packet over null (median) | min–max |\n"
+  paragraph(md, own_intro, true);
+  md << "\n| ikelb | ns per packet over null (median) | min–max |\n"
      << "|---|---|---|\n";
   for (int k : {kHit1, kHit, kMaglev, kReverse}) {
     Stat st = own_cost(k);
@@ -875,8 +878,7 @@ int run(uint64_t packets, int rounds, const std::string& out, uint32_t affinity,
       fmt("Goal: an affinity hit costs <= 100 ns: 10,000 clients %.1f ns (%s); 1 client %.1f ns "
           "(%s).",
           own10k.median, met(own10k.median <= 100), own1.median, met(own1.median <= 100));
-  std::printf("%s\n", own_goal.c_str());
-  md << "\n" << own_goal << "\n";
+  paragraph(md, own_goal);
   // A round that lost frames between generator and sink has a low delivered rate, and the paired
   // figures above carry it: say which.
   std::string lossy;
@@ -891,8 +893,7 @@ int run(uint64_t packets, int rounds, const std::string& out, uint32_t affinity,
         "(their delivered rate, and the per-round figures built on it, are "
         "low): " +
         lossy + ".";
-    std::printf("%s\n", line.c_str());
-    md << "\n" << line << "\n";
+    paragraph(md, line);
   }
 
   // ikelb hit vs nftables, paired by round.
