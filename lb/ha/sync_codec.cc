@@ -38,34 +38,34 @@ std::vector<uint8_t> mac_of(std::span<const uint8_t> data, std::span<const uint8
   return out;
 }
 
-std::vector<uint8_t> affinity_body(const SyncAffinity& r) {
-  if (r.vs.size() > 255 || r.backend.size() > 255)
+// The two names that end a record body, each after its length byte.
+void put_names(std::vector<uint8_t>& b, const std::string& vs, const std::string& backend) {
+  if (vs.size() > 255 || backend.size() > 255)
     throw std::invalid_argument("sync: a name longer than 255 bytes cannot be encoded");
+  b.push_back(uint8_t(vs.size()));
+  b.insert(b.end(), vs.begin(), vs.end());
+  b.push_back(uint8_t(backend.size()));
+  b.insert(b.end(), backend.begin(), backend.end());
+}
+
+std::vector<uint8_t> affinity_body(const SyncAffinity& r) {
   std::vector<uint8_t> b;
   b.push_back(r.client.family == IKELB_AF_INET6 ? 6 : 4);
   const auto* a = reinterpret_cast<const uint8_t*>(&r.client.addr);
   b.insert(b.end(), a, a + 16);
   put32(b, r.age_ms);
-  b.push_back(uint8_t(r.vs.size()));
-  b.insert(b.end(), r.vs.begin(), r.vs.end());
-  b.push_back(uint8_t(r.backend.size()));
-  b.insert(b.end(), r.backend.begin(), r.backend.end());
+  put_names(b, r.vs, r.backend);
   return b;
 }
 
 std::vector<uint8_t> spi_owner_body(const SyncSpiOwner& r) {
-  if (r.vs.size() > 255 || r.backend.size() > 255)
-    throw std::invalid_argument("sync: a name longer than 255 bytes cannot be encoded");
   if (r.kind != IKELB_SPI_IKE && r.kind != IKELB_SPI_ESP)
     throw std::invalid_argument("sync: SPI kind " + std::to_string(r.kind) + " is not IKE or ESP");
   std::vector<uint8_t> b;
   b.push_back(r.kind);
   put64(b, r.spi);
   put32(b, r.age_ms);
-  b.push_back(uint8_t(r.vs.size()));
-  b.insert(b.end(), r.vs.begin(), r.vs.end());
-  b.push_back(uint8_t(r.backend.size()));
-  b.insert(b.end(), r.backend.begin(), r.backend.end());
+  put_names(b, r.vs, r.backend);
   return b;
 }
 

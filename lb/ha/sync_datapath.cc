@@ -4,6 +4,20 @@
 
 namespace ikelb {
 
+namespace {
+
+SyncEntry sync_entry(uint32_t vs_id, const IpAddress& client, const ikelb_affinity_value& v) {
+  SyncEntry e;
+  e.vs_id = vs_id;
+  e.backend_id = v.backend_id;
+  e.client = client;
+  e.last_seen_ns = v.last_seen_ns;
+  e.flags = v.flags;
+  return e;
+}
+
+}  // namespace
+
 uint64_t SystemSyncClock::unix_ms() const {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -43,13 +57,7 @@ bool DatapathSyncStore::walk(Cursor& cursor, uint32_t max,
   Datapath::AffinityCursor c{cursor.token, cursor.started};
   const bool more = datapath_.scan_affinity(
       c, max, [&](const ikelb_affinity_key& k, const ikelb_affinity_value& v) {
-        SyncEntry e;
-        e.vs_id = k.vs_id;
-        e.backend_id = v.backend_id;
-        e.client = IpAddress{k.family, k.client};
-        e.last_seen_ns = v.last_seen_ns;
-        e.flags = v.flags;
-        visit(e);
+        visit(sync_entry(k.vs_id, IpAddress{k.family, k.client}, v));
       });
   cursor.token = c.token;
   cursor.started = c.started;
@@ -59,13 +67,7 @@ bool DatapathSyncStore::walk(Cursor& cursor, uint32_t max,
 std::optional<SyncEntry> DatapathSyncStore::find(uint32_t vs_id, const IpAddress& client) {
   auto v = datapath_.affinity(vs_id, client);
   if (!v) return std::nullopt;
-  SyncEntry e;
-  e.vs_id = vs_id;
-  e.backend_id = v->backend_id;
-  e.client = client;
-  e.last_seen_ns = v->last_seen_ns;
-  e.flags = v->flags;
-  return e;
+  return sync_entry(vs_id, client, *v);
 }
 
 bool DatapathSyncStore::write(const SyncEntry& entry, bool only_if_absent) {

@@ -180,6 +180,13 @@ TEST(SyncCodec, SpiOwnersRideAlongAffinityRecords) {
 
   // A bad kind is refused both ways.
   EXPECT_THROW(encode_sync({.sender = 2}, {}, {owner(1, 3)}, kKey), std::invalid_argument);
+  // A name's length is one byte: 255 fits (RoundTripOfBothFamiliesAndTheHeaderLayout), 256 not.
+  SyncSpiOwner long_vs = owner(1), long_backend = owner(2);
+  long_vs.vs = long_backend.backend = std::string(256, 'x');
+  EXPECT_THROW(encode_sync({.sender = 2}, {}, {long_vs}, kKey), std::invalid_argument);
+  EXPECT_THROW(encode_sync({.sender = 2}, {}, {long_backend}, kKey), std::invalid_argument);
+  EXPECT_THROW(encode_sync({.sender = 2}, {entry(1, std::string(256, 'x'))}, kKey),
+               std::invalid_argument);
   auto d = encode_sync({.sender = 2, .seq = 1, .sent_ms = 1}, {}, {owner(1)}, kKey)[0];
   auto kind = d;
   kind[kSyncHeaderBytes + 3] = 7;
