@@ -53,7 +53,6 @@
 #include "swanctl_sas.h"
 
 // In ikelb::test for the process helpers of support/process.h.
-// In ikelb::test for the process helpers of support/process.h.
 namespace ikelb::test {
 
 using namespace std::chrono_literals;
