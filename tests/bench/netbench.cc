@@ -705,8 +705,9 @@ void compare_beyond_generator(const std::vector<Series>& series, int gen, int nf
     std::vector<double> ratio;
     int unusable = 0;  // a round in which this forwarder was not slower than the generator alone
     for (size_t r = 0; r < n; r++) {
-      if (beyond(series, k, gen, r) > 0)
-        ratio.push_back(beyond(series, nft, gen, r) / beyond(series, k, gen, r));
+      const double own = beyond(series, k, gen, r);
+      if (own > 0)
+        ratio.push_back(beyond(series, nft, gen, r) / own);
       else
         unusable++;
     }
